@@ -3,3 +3,7 @@
 //!
 //! Module map (see `docs/architecture.md`):
 //! - [`config`]: the serde tree, parse-checked newtypes and cross-field validation.
+//! - [`snapshot`]: the keys, values and states one cycle reports.
+
+pub mod config;
+pub mod snapshot;
