@@ -4,6 +4,8 @@
 //! Module map (see `docs/architecture.md`):
 //! - [`config`]: the serde tree, parse-checked newtypes and cross-field validation.
 //! - [`snapshot`]: the keys, values and states one cycle reports.
+//! - [`ping`]: multi-ping rounds, their keys and record, and the `ping` command.
 
 pub mod config;
+pub mod ping;
 pub mod snapshot;
