@@ -20,7 +20,7 @@ use super::prober::{Family, Prober};
 use super::target::Target;
 use crate::config::PingConfig;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundSettings {
     pub count: u16,
     pub interval: Duration,
@@ -50,10 +50,12 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
     // reply on the host) do not take another pinger's replies, or a late reply from
     // the previous round, for ours. Datagram sockets ignore it: the kernel sets it.
     let first_identifier = RandomState::new().build_hasher().finish() as u16;
+    // Owned copies in every future, so that the round stays `Send` for tokio::spawn.
+    let settings = *settings;
 
     let mut outcomes: Vec<(usize, TargetOutcome)> =
         futures::stream::iter(targets.into_iter().enumerate())
-            .map(|(index, target)| {
+            .map(move |(index, target)| {
                 let identifier = PingIdentifier(first_identifier.wrapping_add(index as u16));
                 let client = prober
                     .socket_for(target.address)
@@ -84,7 +86,7 @@ async fn ping_target(
     client: Client,
     target: Target,
     identifier: PingIdentifier,
-    settings: &RoundSettings,
+    settings: RoundSettings,
     payload: Arc<[u8]>,
 ) -> TargetOutcome {
     let start = Instant::now();
@@ -97,9 +99,13 @@ async fn ping_target(
             let mut pinger = client.pinger(address, identifier).await;
             pinger.timeout(settings.timeout);
             let sent_at = Timestamp::now();
+            // Timed around the whole call, as ping(8) and fping do. surge-ping starts
+            // its clock after the send returns, and on loopback the reply is often
+            // already in by then, which would make the round trip 0.
+            let clock = Instant::now();
             let result = match pinger.ping(PingSequence(seq), &payload).await {
-                Ok((packet, rtt)) => match icmp_error(&packet) {
-                    None => EchoResult::Reply(rtt),
+                Ok((packet, _)) => match icmp_error(&packet) {
+                    None => EchoResult::Reply(clock.elapsed()),
                     Some(error) => EchoResult::Failed(error),
                 },
                 Err(SurgeError::Timeout { .. }) => EchoResult::Lost,

@@ -92,16 +92,17 @@ pub async fn resolve(name: &str) -> Result<Target, ResolveError> {
 /// second name for an address already listed is dropped: one address is pinged once
 /// per round (two pingers on one address would claim the same replies).
 pub async fn resolve_all(names: &[String]) -> (Vec<Target>, Vec<ResolveError>) {
-    let results: Vec<Result<Target, ResolveError>> = futures::stream::iter(
-        names
-            .iter()
-            .map(|name| name.trim())
-            .filter(|name| !name.is_empty()),
-    )
-    .map(resolve)
-    .buffered(RESOLVE_CONCURRENCY)
-    .collect()
-    .await;
+    // Owned names, so that the future stays `Send` for tokio::spawn.
+    let names: Vec<String> = names
+        .iter()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let results: Vec<Result<Target, ResolveError>> = futures::stream::iter(names)
+        .map(|name| async move { resolve(&name).await })
+        .buffered(RESOLVE_CONCURRENCY)
+        .collect()
+        .await;
 
     let mut seen = HashSet::new();
     let mut targets = Vec::new();
