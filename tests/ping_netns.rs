@@ -6,6 +6,9 @@
 //!
 //! Needs root (CI runs as root); otherwise it is skipped with a loud message.
 
+// A failing test panics; that is how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -50,16 +53,40 @@ impl TestHost {
         let ns = host.namespace.as_str();
         // Set the guard up first, so that a failure half-way still cleans up.
         run(&["ip", "netns", "add", ns]);
-        run(&["ip", "link", "add", &host.host_link, "type", "veth", "peer", "name", &peer]);
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &host.host_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+        ]);
         run(&["ip", "link", "set", &peer, "netns", ns]);
-        run(&["ip", "addr", "add", &format!("198.18.{a}.{}/30", k + 1), "dev", &host.host_link]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("198.18.{a}.{}/30", k + 1),
+            "dev",
+            &host.host_link,
+        ]);
         run(&["ip", "link", "set", &host.host_link, "up"]);
         let inside = |args: &[&str]| {
             let mut all = vec!["ip", "netns", "exec", ns];
             all.extend_from_slice(args);
             run(&all);
         };
-        inside(&["ip", "addr", "add", &format!("{}/30", host.address), "dev", &peer]);
+        inside(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", host.address),
+            "dev",
+            &peer,
+        ]);
         inside(&["ip", "link", "set", &peer, "up"]);
         inside(&["ip", "link", "set", "lo", "up"]);
         host.ignore_echoes(false);
@@ -192,10 +219,26 @@ async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
     assert_eq!(
         values,
         [
-            ("TiDB.ping.Ping_latency_over_threshold".to_string(), 0, AlertState::Ok),
-            ("TiDB.ping.Ping_packet_loss".to_string(), 1, AlertState::Firing),
-            (format!("TiDB.ping.Ping_latency_over_threshold_{suffix}"), 0, AlertState::Ok),
-            (format!("TiDB.ping.Ping_packet_loss_{suffix}"), 1, AlertState::Firing),
+            (
+                "TiDB.ping.Ping_latency_over_threshold".to_string(),
+                0,
+                AlertState::Ok
+            ),
+            (
+                "TiDB.ping.Ping_packet_loss".to_string(),
+                1,
+                AlertState::Firing
+            ),
+            (
+                format!("TiDB.ping.Ping_latency_over_threshold_{suffix}"),
+                0,
+                AlertState::Ok
+            ),
+            (
+                format!("TiDB.ping.Ping_packet_loss_{suffix}"),
+                1,
+                AlertState::Firing
+            ),
         ]
     );
     assert!(entries.iter().all(|e| e.since.is_some()));

@@ -1,6 +1,9 @@
 //! Ping rounds against loopback (issue 5): all of 127.0.0.0/8 answers on Linux, so 254
 //! targets need no setup. Through the library: prober, round, keys and record.
 
+// A failing test panics; that is how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -29,7 +32,9 @@ fn settings(count: u16) -> RoundSettings {
 
 async fn loopback_round(targets: u8, count: u16) -> RoundOutcome {
     let mut prober = Prober::new(4 << 20);
-    prober.open(Family::V4).expect("tests run as root or with ping_group_range open");
+    prober
+        .open(Family::V4)
+        .expect("tests run as root or with ping_group_range open");
     round::run(&prober, loopback_targets(targets), &settings(count)).await
 }
 
@@ -51,7 +56,9 @@ async fn every_loopback_echo_is_answered_and_the_stats_agree() {
         assert_eq!(target.received(), 10, "{expected}: {:?}", target.echoes);
         assert!(target.received() <= target.sent());
         assert_eq!(target.loss_percent(), 0.0);
-        let s = target.rtt_summary().expect("answered echoes have a summary");
+        let s = target
+            .rtt_summary()
+            .expect("answered echoes have a summary");
         assert!(s.min <= s.avg && s.avg <= s.max, "{expected}: {s:?}");
         let rtts: Vec<Duration> = target.echoes.iter().filter_map(|e| e.rtt()).collect();
         assert_eq!(Some(&s.min), rtts.iter().min());
@@ -138,5 +145,10 @@ async fn a_threshold_below_loopback_rtt_records_every_echo_and_one_second_none()
         .append(&record::lines(&round, Duration::from_secs(1)))
         .expect("record is writable");
     assert_eq!(read_record(record.path()).len(), before, "1s marks none");
-    assert!(round.targets.iter().all(|t| t.over_threshold(Duration::from_secs(1)) == 0));
+    assert!(
+        round
+            .targets
+            .iter()
+            .all(|t| t.over_threshold(Duration::from_secs(1)) == 0)
+    );
 }
