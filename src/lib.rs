@@ -7,3 +7,6 @@
 
 pub mod config;
 pub mod snapshot;
+pub mod metrics;
+pub mod output;
+pub mod prometheus;
