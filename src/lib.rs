@@ -10,3 +10,5 @@ pub mod snapshot;
 pub mod metrics;
 pub mod output;
 pub mod prometheus;
+pub mod discovery;
+pub mod evaluation;

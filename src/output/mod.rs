@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use failure_log::FailureLog;
+pub(crate) use file::write_atomically;
 pub(crate) use http::error_chain;
 
 use crate::config::{OutputConfig, SinkKind};
