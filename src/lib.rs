@@ -12,3 +12,4 @@ pub mod output;
 pub mod prometheus;
 pub mod discovery;
 pub mod evaluation;
+pub mod lifecycle;
