@@ -3,3 +3,4 @@
 //!
 //! Module map (see `docs/architecture.md`):
 //! - [`config`]: the serde tree, parse-checked newtypes and cross-field validation.
+pub mod promql;
