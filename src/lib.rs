@@ -4,3 +4,4 @@
 //! Module map (see `docs/architecture.md`):
 //! - [`config`]: the serde tree, parse-checked newtypes and cross-field validation.
 pub mod promql;
+pub mod rules;
