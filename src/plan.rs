@@ -24,14 +24,11 @@ impl Plan {
         let set = rules::load(&options).map_err(|e| e.to_string())?;
         let scope = HostScope::new(&config.host.label, addresses).map_err(|e| e.to_string())?;
         let mut planned = Vec::new();
-        let mut prometheus_key = rules::key_name(
-            &config.agent.key_template,
-            &config.agent.product,
-            "prometheus",
-            "Prometheus_is_down",
-        );
+        let mut prometheus_key = rules::KeyTemplate::parse(&config.agent.key_template)
+            .map_err(|e| e.to_string())?
+            .key(&config.agent.product, "prometheus", "Prometheus_is_down");
         let mut prometheus_level = "critical".to_string();
-        for rule in set {
+        for rule in set.rules().iter().cloned() {
             let scope_kind = match rule.scope {
                 Scope::Computed => {
                     prometheus_key = rule.key.clone();
