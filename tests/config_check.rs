@@ -69,7 +69,7 @@ fn a_missing_config_is_exit_78_with_the_path() {
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("/nonexistent/tidb-host-agent.toml:0:0: cannot read the config file: No such file or directory"),
+        stderr.contains("/nonexistent/tidb-host-agent.toml: cannot read the config file: No such file or directory"),
         "{stderr}"
     );
 }

@@ -113,6 +113,19 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
                 let path = e
                     .span()
                     .and_then(|span| deepest_key_at(doc.as_table(), span.start, &mut Vec::new()));
+                // An error on a table whose key we removed earlier ("missing field")
+                // is a consequence of that problem, not a new one: drop the table too.
+                if let Some(p) = &path
+                    && removed.iter().any(|r| r.starts_with(p))
+                {
+                    let mut editable: DocumentMut = doc.into_mut();
+                    if !remove_path(editable.as_table_mut(), p) {
+                        break;
+                    }
+                    removed.push(p.clone());
+                    current = editable.to_string();
+                    continue;
+                }
                 let (line, column, key) = match &path {
                     Some(path) => {
                         let (line, column) = span_of(&original, path)
