@@ -67,7 +67,8 @@ impl Agent {
     pub async fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, AppError> {
         let addresses = addresses::host_addresses(&config.host.addresses);
         let host_ips = addresses::local_ips(&addresses);
-        let pair = Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
+        let pair =
+            Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
         let plan = crate::plan::Plan::build(&config, &addresses).map_err(AppError::Rules)?;
         let now = Timestamp::now();
         let state_path = state::path_in(&config.agent.state_dir);
@@ -163,7 +164,8 @@ impl Agent {
                 }
             }
         }
-        self.sticky.present(now, self.config.host.component_ttl.get())
+        self.sticky
+            .present(now, self.config.host.component_ttl.get())
     }
 
     /// One cycle: detection when due, every rule, the computed keys.
@@ -180,7 +182,11 @@ impl Agent {
             value: u8::from(down),
             level: self.prometheus_level.clone(),
             component: "prometheus".into(),
-            state: if down { AlertState::Firing } else { AlertState::Ok },
+            state: if down {
+                AlertState::Firing
+            } else {
+                AlertState::Ok
+            },
             since: None,
         });
         for rx in &self.extra_entries {
@@ -233,7 +239,12 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
     };
     let tracker = TaskTracker::new();
-    if let Some(listen) = config.metrics.listen.as_deref().and_then(|l| l.parse().ok()) {
+    if let Some(listen) = config
+        .metrics
+        .listen
+        .as_deref()
+        .and_then(|l| l.parse().ok())
+    {
         let (m, stop) = (metrics.clone(), root.clone());
         tracker.spawn(async move {
             if let Err(e) = crate::metrics::serve(listen, m, stop).await {
@@ -280,9 +291,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
         let mut ticker = tokio::time::interval(config.agent.interval.get());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watchdog = tokio::time::interval(
-            notify::watchdog_period().unwrap_or(Duration::from_secs(3600)),
-        );
+        let mut watchdog =
+            tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
         loop {
             tokio::select! {
                 biased;
@@ -400,10 +410,16 @@ pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
             .probe(config.prometheus.probe_timeout.get())
             .await
         {
-            Ok(()) => println!("server {} (local: {}): up", member.server.name, member.local),
+            Ok(()) => println!(
+                "server {} (local: {}): up",
+                member.server.name, member.local
+            ),
             Err(e) => {
                 failed = true;
-                println!("server {} (local: {}): DOWN: {e}", member.server.name, member.local);
+                println!(
+                    "server {} (local: {}): DOWN: {e}",
+                    member.server.name, member.local
+                );
             }
         }
     }
