@@ -1,1 +1,63 @@
-fn main() {}
+//! CLI → logging → config → app; exit codes of SPEC §10.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tidb_host_agent::app;
+use tidb_host_agent::cli::{Cli, Command};
+use tidb_host_agent::lifecycle::logging;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(app::EXIT_RUNTIME);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run(Default::default()));
+    // One-shot commands that need no configuration.
+    let command = match command {
+        Command::Ping(args) => {
+            logging::init_stderr();
+            return runtime.block_on(tidb_host_agent::ping::cli::main(args));
+        }
+        other => other,
+    };
+    let path = command.config_override().cloned().unwrap_or(cli.config);
+    let config = match app::load_config(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match command {
+        Command::Run(_) => {
+            let _guard = logging::init(&config.log);
+            runtime.block_on(app::run(path, config))
+        }
+        Command::Check { connect, .. } => {
+            logging::init_stderr();
+            runtime.block_on(app::check(&path, config, connect))
+        }
+        Command::Once { format, .. } => {
+            logging::init_stderr();
+            runtime.block_on(app::once(config, format.into()))
+        }
+        Command::Ping(_) => ExitCode::from(2), // handled above
+    }
+}

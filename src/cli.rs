@@ -1,0 +1,89 @@
+//! Command-line definitions (SPEC §10). Only clap types live here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DEFAULT_PATH, FormatKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tidb-host-agent",
+    version,
+    about = "Evaluates TiDB's alert rules for this host against the Prometheus pair and writes one 0/1 value per alert key"
+)]
+pub struct Cli {
+    /// Configuration file (also accepted after the subcommand).
+    #[arg(short, long, env = "TIDB_HOST_AGENT_CONFIG", default_value = DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Run(ConfigArg),
+    /// Validate the configuration and rules; exit 78 when invalid.
+    Check {
+        /// Also probe every server and run every query once.
+        #[arg(long)]
+        connect: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Run one cycle, print the snapshot, exit (a drop-in for the old cron script).
+    Once {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "agent")]
+        format: FormatArg,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Ping targets once, fping-style (needs no configuration).
+    Ping(crate::ping::cli::PingArgs),
+}
+
+/// `-c PATH` after a subcommand, for operators who type `check -c FILE`. `ping` has
+/// its own `-c` (the echo count), like fping and ping.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file (overrides the one before the subcommand).
+    #[arg(short = 'c', long = "config", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+impl Command {
+    /// The config path given after the subcommand, if any.
+    pub fn config_override(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Run(c)
+            | Command::Check { config: c, .. }
+            | Command::Once { config: c, .. } => c.config.as_ref(),
+            Command::Ping(_) => None,
+        }
+    }
+}
+
+/// `--format` values, mirroring the config's `format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Agent,
+    Plain,
+    Json,
+    Prometheus,
+    Falcon,
+}
+
+impl From<FormatArg> for FormatKind {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Agent => FormatKind::Agent,
+            FormatArg::Plain => FormatKind::Plain,
+            FormatArg::Json => FormatKind::Json,
+            FormatArg::Prometheus => FormatKind::Prometheus,
+            FormatArg::Falcon => FormatKind::Falcon,
+        }
+    }
+}
