@@ -116,12 +116,13 @@ async fn ping_target(
     let mut in_flight = FuturesUnordered::new();
     let mut echoes = Vec::with_capacity(usize::from(settings.count));
     for seq in 0..settings.count {
-        let send_at = start + settings.interval * u32::from(seq);
         // Collect answers while waiting for the next send time.
+        let send_time = tokio::time::sleep_until(start + settings.interval * u32::from(seq));
+        tokio::pin!(send_time);
         loop {
             tokio::select! {
                 biased;
-                () = tokio::time::sleep_until(send_at) => break,
+                () = &mut send_time => break,
                 Some(echo) = in_flight.next(), if !in_flight.is_empty() => echoes.push(echo),
             }
         }
