@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ping_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -18,11 +19,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ping_support::{as_nobody, skip_unless_root};
+use support::{free_port, http_get};
 use tidb_host_agent::ping::prober::NO_PERMISSION_MESSAGE;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
-fn config(dir: &Path) -> String {
+fn config(dir: &Path, metrics_port: u16) -> String {
     let dir = dir.display();
     format!(
         r#"
@@ -49,6 +51,9 @@ count = 3
 interval = "10ms"
 per_target_keys = true
 record_file = "{dir}/slow-ping.jsonl"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 
 [[output]]
 kind = "file"
@@ -109,7 +114,8 @@ fn value(keys: &[(String, u8)], key: &str) -> Option<u8> {
 fn the_ping_keys_join_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config(dir.path())).unwrap();
+    let port = free_port("127.0.0.1");
+    std::fs::write(&config_path, config(dir.path(), port)).unwrap();
     let mut command = Command::new(AGENT);
     command.arg("-c").arg(&config_path).arg("run");
     let _agent = start(command, &dir.path().join("agent.log"));
@@ -134,6 +140,40 @@ fn the_ping_keys_join_the_snapshot() {
         ]
     );
     assert_eq!(value(&keys, "TiDB.prometheus.Prometheus_is_down"), Some(1));
+
+    // Each target's RTT and loss of the last round, as self-metrics.
+    let start = Instant::now();
+    let gauges = loop {
+        let body = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap_or_default();
+        let gauges: Vec<(String, f64)> = body
+            .lines()
+            .filter(|l| l.starts_with("tidb_host_agent_ping_"))
+            .filter_map(|l| {
+                let (name, v) = l.rsplit_once(' ')?;
+                Some((name.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        if gauges.len() == 4 {
+            break gauges;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no ping metrics: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for target in ["127.0.0.1", "127.0.0.2"] {
+        let gauge = |name: &str| {
+            gauges
+                .iter()
+                .find(|(n, _)| n == &format!("tidb_host_agent_{name}{{target=\"{target}\"}}"))
+                .map(|(_, v)| *v)
+                .unwrap_or_else(|| panic!("{name} for {target}: {gauges:?}"))
+        };
+        assert_eq!(gauge("ping_loss_ratio"), 0.0);
+        let rtt = gauge("ping_rtt_avg_seconds");
+        assert!(rtt > 0.0 && rtt < 1.0, "{target}: {rtt}");
+    }
 }
 
 #[test]
@@ -145,7 +185,7 @@ fn without_icmp_permission_the_daemon_logs_once_and_keeps_its_other_keys() {
     // nobody writes its state, snapshot and log here.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config(dir.path())).unwrap();
+    std::fs::write(&config_path, config(dir.path(), free_port("127.0.0.1"))).unwrap();
     let command = as_nobody("1 0", AGENT, &["-c", config_path.to_str().unwrap(), "run"]);
     let log = dir.path().join("agent.log");
     let _agent = start(command, &log);

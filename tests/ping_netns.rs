@@ -16,7 +16,10 @@ use std::time::Duration;
 mod ping_support;
 
 use ping_support::skip_unless_root;
+use std::sync::Arc;
+
 use tidb_host_agent::config::PingConfig;
+use tidb_host_agent::metrics::Metrics;
 use tidb_host_agent::ping::outcome::EchoResult;
 use tidb_host_agent::ping::prober::{Family, Prober};
 use tidb_host_agent::ping::record::RecordLine;
@@ -186,6 +189,7 @@ async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
         |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
         discovered_rx,
         entries_tx,
+        Arc::new(Metrics::new()),
         shutdown.clone(),
     ));
     tokio::time::timeout(Duration::from_secs(30), entries_rx.changed())

@@ -16,7 +16,10 @@ use std::time::Duration;
 mod ping_support;
 
 use ping_support::{as_nobody, skip_unless_root};
+use std::sync::Arc;
+
 use tidb_host_agent::config::PingConfig;
+use tidb_host_agent::metrics::Metrics;
 use tidb_host_agent::ping::prober::{
     Family, NO_PERMISSION_MESSAGE, Prober, ProberError, SocketKind,
 };
@@ -108,6 +111,7 @@ fn child_without_icmp_permission() {
             |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
             discovered_rx,
             entries_tx,
+            Arc::new(Metrics::new()),
             shutdown.clone(),
         ));
         tokio::time::timeout(Duration::from_secs(10), entries_rx.changed())

@@ -65,23 +65,10 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
                     .socket_for(target.address)
                     .map(|socket| socket.client.clone());
                 let payload = Arc::clone(&payload);
-                // One task per target, so that sending (where the kernel does most of the
-                // work, on loopback the whole round trip) spreads over every worker thread.
-                // Spawned only when `buffer_unordered` has room, which bounds concurrency.
                 async move {
                     let outcome = match client {
                         Some(client) => {
-                            let task = AbortOnDropHandle::new(tokio::spawn(ping_target(
-                                client,
-                                target.clone(),
-                                identifier,
-                                settings,
-                                payload,
-                            )));
-                            match task.await {
-                                Ok(outcome) => outcome,
-                                Err(error) => failed(target, settings.count, &error.to_string()),
-                            }
+                            spawn_target(client, target, identifier, settings, payload).await
                         }
                         None => {
                             let reason =
@@ -92,6 +79,7 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
                     (index, outcome)
                 }
             })
+            // Starts a target only when there is room, which bounds concurrency.
             .buffer_unordered(settings.concurrency.max(1))
             .collect()
             .await;
@@ -100,6 +88,29 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
     RoundOutcome {
         started,
         targets: outcomes.into_iter().map(|(_, outcome)| outcome).collect(),
+    }
+}
+
+/// Runs one target as its own task, so that sending (where the kernel does most of the
+/// work, on loopback the whole round trip) spreads over every worker thread. Dropping
+/// this future aborts the task.
+async fn spawn_target(
+    client: Client,
+    target: Target,
+    identifier: PingIdentifier,
+    settings: RoundSettings,
+    payload: Arc<[u8]>,
+) -> TargetOutcome {
+    let task = AbortOnDropHandle::new(tokio::spawn(ping_target(
+        client,
+        target.clone(),
+        identifier,
+        settings,
+        payload,
+    )));
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(error) => failed(target, settings.count, &error.to_string()),
     }
 }
 
