@@ -152,3 +152,27 @@ async fn a_threshold_below_loopback_rtt_records_every_echo_and_one_second_none()
             .all(|t| t.over_threshold(Duration::from_secs(1)) == 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_answers_on_every_socket() {
+    let has_ipv6_loopback = std::fs::read_to_string("/proc/net/if_inet6")
+        .is_ok_and(|t| t.contains("00000000000000000000000000000001"));
+    if !has_ipv6_loopback {
+        eprintln!("\n*** SKIPPED ipv6 loopback: this host has no ::1 ***\n");
+        return;
+    }
+    let mut prober = Prober::new(1 << 20);
+    prober
+        .open(Family::V6)
+        .expect("tests run as root or with ping_group_range open");
+    // Each round draws new identifiers, and so lands on one socket or another.
+    for _ in 0..8 {
+        let round = round::run(
+            &prober,
+            vec![Target::from_address("::1".parse().unwrap())],
+            &settings(3),
+        )
+        .await;
+        assert_eq!(round.targets[0].received(), 3, "{round:?}");
+    }
+}

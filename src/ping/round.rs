@@ -6,6 +6,7 @@
 //! identifier, and every target gets a different one.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -164,13 +165,28 @@ async fn echo(
     let mut pinger = socket.client.pinger(address, identifier).await;
     pinger.timeout(timeout);
     let sent_at = Timestamp::now();
-    // Timed around the whole call, as ping(8) and fping do. surge-ping starts its
-    // clock after the send returns, and on loopback the reply is often already in
-    // by then, which would make the round trip 0.
+    // The round trip is the send (timed here) plus what surge-ping measures: from the
+    // send's return to the moment its receive thread took the reply. Neither part
+    // waits for this task to be scheduled again, so a busy round does not inflate it.
+    // A reply that beats the send's return completes the ping at its first poll;
+    // then the whole call is the round trip (on loopback surge-ping would say 0).
     let clock = Instant::now();
-    let result = match pinger.ping(PingSequence(seq), &payload).await {
-        Ok((packet, _)) => match icmp_error(&packet) {
-            None => EchoResult::Reply(clock.elapsed()),
+    let mut sent: Option<Instant> = None;
+    let mut ping = std::pin::pin!(pinger.ping(PingSequence(seq), &payload));
+    let answer = std::future::poll_fn(|cx| {
+        let poll = ping.as_mut().poll(cx);
+        if poll.is_pending() && sent.is_none() {
+            sent = Some(Instant::now());
+        }
+        poll
+    })
+    .await;
+    let result = match answer {
+        Ok((packet, after_send)) => match icmp_error(&packet) {
+            None => EchoResult::Reply(match sent {
+                Some(sent) => sent.duration_since(clock) + after_send,
+                None => clock.elapsed(),
+            }),
             Some(error) => EchoResult::Failed(error),
         },
         Err(SurgeError::Timeout { .. }) => EchoResult::Lost,
