@@ -6,4 +6,5 @@
 //! - [`snapshot`]: the keys, values and states one cycle reports.
 
 pub mod config;
+pub mod forward;
 pub mod snapshot;
