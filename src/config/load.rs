@@ -147,10 +147,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
         for (path, message) in validate::validate(config) {
             // A key that failed to deserialize was replaced by its default; checking
             // the default would only add noise.
-            if removed
-                .iter()
-                .any(|r| path.starts_with(r) || r.starts_with(&path))
-            {
+            if removed.iter().any(|r| path.starts_with(r) || r.starts_with(&path)) {
                 continue;
             }
             let (line, column) = span_of(&original, &path)
@@ -196,9 +193,7 @@ fn display_path(path: &[Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                if k.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
+                if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                     out.push_str(k);
                 } else {
                     out.push_str(&format!("{k:?}"));
@@ -219,8 +214,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn contains(span: &Option<Range<usize>>, offset: usize) -> bool {
-    span.as_ref()
-        .is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+    span.as_ref().is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
 }
 
 /// The path of the innermost key whose key or value holds `offset`.
