@@ -1,6 +1,7 @@
 //! Alertmanager forwarding against a real, clustered Alertmanager pair: one event per
 //! alert across the pair, a server down, both down, the webhook receiver, and the
 //! `alerts` command.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
 
 mod forward_support;
 

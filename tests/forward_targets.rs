@@ -1,5 +1,6 @@
 //! Forward targets fed by a real Alertmanager pair: an exec target that fails before it
 //! succeeds, hostile label values that must stay data, and an HTTP target.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
 
 mod forward_support;
 

@@ -2,7 +2,6 @@
 //! clustered on it, the in-process forwarder, the recording exec target and bounded
 //! waits. Every process started here is killed on drop, also when a test panics.
 #![allow(dead_code)] // Each test binary uses its own subset.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test support: a panic is a failed test.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
