@@ -30,7 +30,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if self.line == 0 {
+            write!(f, "{}: ", self.file)?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        }
         if !self.key.is_empty() {
             write!(f, "{}: ", self.key)?;
         }
@@ -109,6 +113,19 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
                 let path = e
                     .span()
                     .and_then(|span| deepest_key_at(doc.as_table(), span.start, &mut Vec::new()));
+                // An error on a table whose key we removed earlier ("missing field")
+                // is a consequence of that problem, not a new one: drop the table too.
+                if let Some(p) = &path
+                    && removed.iter().any(|r| r.starts_with(p))
+                {
+                    let mut editable: DocumentMut = doc.into_mut();
+                    if !remove_path(editable.as_table_mut(), p) {
+                        break;
+                    }
+                    removed.push(p.clone());
+                    current = editable.to_string();
+                    continue;
+                }
                 let (line, column, key) = match &path {
                     Some(path) => {
                         let (line, column) = span_of(&original, path)
@@ -343,5 +360,37 @@ fn remove_in_item(item: &mut Item, path: &[Segment]) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[prometheus]\nservers = [\"http://127.0.0.1:9090\"]\n\n[[output]]\nkind = \"stdout\"\n";
+
+    #[test]
+    fn a_valid_config_loads() {
+        let c = load_str(BASE, "c.toml").unwrap();
+        assert_eq!(c.prometheus.servers[0].url, "http://127.0.0.1:9090");
+        assert_eq!(c.agent.interval.get().as_secs(), 15);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_positions() {
+        let text = format!("[agent]\ninterval = \"soon\"\nmax_concurrency = 0\nbogus = 1\n\n{BASE}");
+        let problems = load_str(&text, "c.toml").unwrap_err().0;
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[0].starts_with("c.toml:2:1: agent.interval: invalid duration `soon`"), "{lines:#?}");
+        assert!(lines[1].starts_with("c.toml:3:1: agent.max_concurrency: must be at least 1"), "{lines:#?}");
+        assert!(lines[2].starts_with("c.toml:4:1: agent.bogus: unknown field `bogus`"), "{lines:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_stop_early() {
+        let problems = load_str("[agent\n", "c.toml").unwrap_err().0;
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].to_string().starts_with("c.toml:1:7: not valid TOML"), "{}", problems[0]);
     }
 }

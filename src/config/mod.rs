@@ -450,7 +450,7 @@ impl OutputConfig {
     }
 
     pub fn max_clients_or_default(&self) -> usize {
-        self.max_clients.unwrap_or(64)
+        self.max_clients.unwrap_or(256)
     }
 }
 

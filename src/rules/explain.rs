@@ -1,0 +1,123 @@
+//! `tidb-host-agent explain` (SPEC §10): each key with its scope, `for`, level, and the exact
+//! PromQL the daemon sends for this host.
+
+use std::fmt::Write;
+
+use promql_parser::util::display_duration;
+
+use super::{RuleSet, Scope};
+use crate::promql::HostScope;
+
+/// Width of the field names, so that the values line up.
+const INDENT: &str = "             ";
+
+/// Renders one block per key. Host rules show the query rewritten for `host`; cluster rules
+/// show the expression unmodified, as it is sent; the computed key shows no query.
+pub fn explain(rules: &RuleSet, host: &HostScope) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "# host matcher: {host}");
+    let _ = writeln!(
+        out,
+        "# {} rules. Host rules carry the host matcher on every selector; cluster rules run \
+         unmodified, only on cluster reporters.",
+        rules.len()
+    );
+    for rule in rules.rules() {
+        let scope = match rule.scope {
+            Scope::Host => "host".to_owned(),
+            Scope::Cluster => "cluster (sent unmodified, only by cluster reporters)".to_owned(),
+            Scope::Computed => "computed (by the daemon itself, not PromQL)".to_owned(),
+        };
+        let query = match rule.scope {
+            Scope::Host => match host.rewrite(&rule.expr) {
+                Ok(query) => query,
+                Err(e) => format!("ERROR: {e}"),
+            },
+            Scope::Cluster => rule.expr.clone(),
+            Scope::Computed => {
+                "none: the daemon probes every Prometheus server (SPEC §6)".to_owned()
+            }
+        };
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", rule.key);
+        let _ = writeln!(out, "  component: {}", rule.component);
+        let _ = writeln!(out, "  scope:     {scope}");
+        let _ = writeln!(out, "  for:       {}", display_duration(&rule.for_));
+        let _ = writeln!(out, "  level:     {}", rule.level);
+        let _ = writeln!(out, "  source:    {}", rule.source);
+        let _ = writeln!(
+            out,
+            "  query:     {}",
+            query.replace('\n', &format!("\n{INDENT}"))
+        );
+    }
+    if !rules.disabled().is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "# disabled by [rules] disable: {}",
+            rules.disabled().join(", ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rules::{LoadOptions, RuleFile, RuleOverride, assemble};
+
+    fn host() -> HostScope {
+        match HostScope::new("instance", &["10.0.1.5"]) {
+            Ok(host) => host,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn blocks_show_the_query_as_sent() {
+        let options = LoadOptions {
+            disable: vec!["TiDB.grafana.Grafana_server_is_down".into()],
+            overrides: BTreeMap::from([(
+                "TiDB.pd.PD_node_restart".to_owned(),
+                RuleOverride {
+                    for_: Some(Duration::from_secs(90)),
+                    ..RuleOverride::default()
+                },
+            )]),
+            ..LoadOptions::default()
+        };
+        let file = RuleFile {
+            path: "/etc/tidb-host-agent/rules.d/extra.rules.yml".into(),
+            text: "groups:\n- name: x\n  rules:\n  - alert: Multi\n    expr: |\n      up\n        == 0\n    labels:\n      scope: cluster\n".into(),
+        };
+        let rules = match assemble(&options, &[file]) {
+            Ok(rules) => rules,
+            Err(e) => panic!("{e}"),
+        };
+        let text = explain(&rules, &host());
+        assert!(text.starts_with(
+            "# host matcher: instance=~\"(?:10\\\\.0\\\\.1\\\\.5)(?::[0-9]+)?\"\n# 41 rules."
+        ));
+        assert!(text.contains(
+            "\nTiDB.pd.PD_node_restart\n  component: pd\n  scope:     host\n  for:       1m30s\n  \
+             level:     warning\n  source:    built-in catalog (rules/tidb.rules.yml)\n  \
+             query:     changes(process_start_time_seconds{instance=~\"(?:10\\\\.0\\\\.1\\\\.5)(?::[0-9]+)?\",job=\"pd\"}[5m]) > 0\n"
+        ));
+        assert!(text.contains(
+            "\nTiDB.extra.Multi\n  component: extra\n  scope:     cluster (sent unmodified, only by \
+             cluster reporters)\n  for:       0s\n  level:     warning\n  source:    \
+             /etc/tidb-host-agent/rules.d/extra.rules.yml\n  query:     up\n               == 0\n"
+        ));
+        assert!(
+            text.ends_with(
+                "\n\n# disabled by [rules] disable: TiDB.grafana.Grafana_server_is_down\n"
+            )
+        );
+        assert!(!text.contains("\nTiDB.grafana.Grafana_server_is_down\n"));
+    }
+}
