@@ -267,6 +267,17 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             config.prometheus.down_after,
             generation.clone(),
         ));
+        // Alertmanager forwarding (returns at once when it is off).
+        let (forward_config, state_dir, stop) = (
+            config.alertmanager.clone(),
+            config.agent.state_dir.clone(),
+            generation.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(e) = crate::forward::run(forward_config, state_dir, stop).await {
+                tracing::error!("alert forwarding is off: {e}");
+            }
+        });
         // Give the first probe a moment so the first snapshot knows who is up.
         liveness::probe_all(
             agent.pair(),

@@ -37,6 +37,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "agent")]
         format: FormatArg,
     },
+    /// Print the Alertmanager pair's merged current alerts, once.
+    Alerts(crate::forward::cli::AlertsArgs),
 }
 
 /// `--format` values, mirroring the config's `format`.

@@ -49,5 +49,9 @@ fn main() -> ExitCode {
             logging::init_stderr();
             runtime.block_on(app::once(config, format.into()))
         }
+        Command::Alerts(args) => {
+            logging::init_stderr();
+            runtime.block_on(tidb_host_agent::forward::cli::main(&config, args))
+        }
     }
 }

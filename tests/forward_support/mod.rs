@@ -441,3 +441,97 @@ pub fn alert(name: &str, extra: &[(&str, &str)]) -> serde_json::Value {
         "generatorURL": "http://prometheus.example/graph",
     })
 }
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
+
+/// A config file for the real binary: Prometheus refuses at once (the subject is the
+/// forwarding), a stdout sink, and `alertmanager` as given (TOML).
+pub fn daemon_config(dir: &Path, block: &Block, alertmanager: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        r#"
+[agent]
+interval = "1s"
+state_dir = "{state}"
+
+[host]
+addresses = ["{host}"]
+components = ["tikv"]
+cluster_reporter = false
+
+[prometheus]
+# Nothing listens here.
+servers = ["http://{host}:1"]
+on_no_data = "zero"
+
+[[output]]
+kind = "file"
+path = "{state}/snapshot.txt"
+
+{alertmanager}
+"#,
+        state = dir.join("state").display(),
+        host = block.ip(9),
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The real daemon; SIGKILLed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let child = Command::new(BIN)
+            .arg("-c")
+            .arg(config)
+            .arg("run")
+            .env_remove("TIDB_HOST_AGENT_CONFIG")
+            .env("TIDB_HOST_AGENT_LOG", "tidb_host_agent=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start the agent");
+        Daemon {
+            child: Some(child),
+            log: log.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL the agent");
+            let status = child.wait().expect("reap the agent");
+            assert!(!status.success(), "killed, not exited: {status:?}");
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// TOML for an array of strings.
+pub fn toml_array(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
