@@ -320,3 +320,65 @@ async fn the_alerts_command_prints_the_merged_alerts() {
     assert_eq!(tikv["servers"], json!(pair.urls()));
     assert_eq!(tikv["fingerprint"], pair.a.alerts().await[0]["fingerprint"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_matchers_and_the_silenced_switch_reach_alertmanager() {
+    let block = Block::take();
+    let pair = Pair::start(&block, &am_config_null()).await;
+    let later = in_an_hour();
+    let mut warning = stable("Disk_will_fill", &later);
+    warning["labels"]["level"] = json!("warning");
+    let critical = stable("TiDB_server_is_down", &later);
+    let silenced = stable("Noisy_alert", &later);
+    pair.post_both(&json!([warning, critical, silenced])).await;
+    // A silence on one server is gossiped to the other.
+    let silence = json!({
+        "matchers": [{"name": "alertname", "value": "Noisy_alert", "isRegex": false, "isEqual": true}],
+        "startsAt": jiff::Timestamp::now().to_string(), "endsAt": later,
+        "createdBy": "test", "comment": "quiet"
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v2/silences", pair.a.url))
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+
+    let names = |config: tidb_host_agent::config::AlertmanagerConfig| async move {
+        let args = AlertsArgs {
+            format: Some("{{ alertname }} {{ state }}".into()),
+            json: false,
+        };
+        let printed = output(&config, &args).await.unwrap();
+        let mut lines: Vec<String> = printed.text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    wait_for_async(LIMIT, "the silence to apply on both servers", || async {
+        let lines = names(forward_config(&pair.urls(), Vec::new())).await;
+        (lines == ["Disk_will_fill active", "TiDB_server_is_down active"]).then_some(())
+    })
+    .await;
+
+    let mut critical_only = forward_config(&pair.urls(), Vec::new());
+    critical_only.filter = vec!["level=\"critical\"".into()];
+    assert_eq!(
+        names(critical_only.clone()).await,
+        ["TiDB_server_is_down active"]
+    );
+
+    critical_only.silenced = true;
+    assert_eq!(
+        names(critical_only).await,
+        ["Noisy_alert suppressed", "TiDB_server_is_down active"]
+    );
+
+    // A matcher Alertmanager refuses: every server fails, and says why.
+    let mut broken = forward_config(&pair.urls(), Vec::new());
+    broken.filter = vec!["level=~\"(\"".into()];
+    let err = output(&broken, &AlertsArgs::default()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("no Alertmanager answered"), "{text}");
+    assert!(text.contains("400"), "{text}");
+}

@@ -13,6 +13,8 @@ use super::alert::{Alert, parse_v2_alerts};
 
 /// A larger answer is a failure of that server (thousands of alerts fit in far less).
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// How much of an error answer is kept for the log.
+const ERROR_BODY_BYTES: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -43,10 +45,12 @@ pub enum ClientError {
         server: String,
         source: reqwest::Error,
     },
-    #[error("alertmanager {server} answered HTTP {status}")]
+    #[error("alertmanager {server} answered HTTP {status}: {body:?}")]
     Status {
         server: String,
         status: reqwest::StatusCode,
+        /// The start of the answer: Alertmanager explains a bad `filter` matcher there.
+        body: String,
     },
     #[error("alertmanager {server}: answer larger than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge { server: String },
@@ -178,9 +182,19 @@ impl AlertmanagerClient {
         };
         let mut response = request.send().await.map_err(failed)?;
         if !response.status().is_success() {
+            let status = response.status();
+            let mut body = Vec::new();
+            while body.len() < ERROR_BODY_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            body.truncate(ERROR_BODY_BYTES);
             return Err(ClientError::Status {
                 server: self.name.clone(),
-                status: response.status(),
+                status,
+                body: String::from_utf8_lossy(&body).trim_end().to_owned(),
             });
         }
         let too_large = || ClientError::TooLarge {

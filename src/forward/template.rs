@@ -20,12 +20,12 @@ use super::alert::{Alert, Event};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("template `{name}` does not compile: {source:#}")]
+    #[error("template `{name}` does not compile: {source}")]
     Compile {
         name: String,
         source: minijinja::Error,
     },
-    #[error("template `{name}` failed: {source:#}")]
+    #[error("template `{name}` failed: {source}")]
     Render {
         name: String,
         source: minijinja::Error,
@@ -80,14 +80,19 @@ impl Templates {
     }
 }
 
-/// Checks that `source` compiles, for config validation.
+/// Checks that `source` compiles, for config validation: `Err` is one line saying what
+/// is wrong and on which line of the template.
 pub fn check(source: &str) -> Result<(), String> {
-    Templates::new()
-        .add("check", source)
+    Environment::new()
+        .template_from_str(source)
         .map(|_| ())
-        .map_err(|e| match e {
-            TemplateError::Compile { source, .. } | TemplateError::Render { source, .. } => {
-                format!("{source:#}")
+        .map_err(|e| {
+            let what = e
+                .detail()
+                .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+            match e.line() {
+                Some(line) if source.contains('\n') => format!("{what} (line {line})"),
+                _ => what,
             }
         })
 }
@@ -230,7 +235,11 @@ mod tests {
         assert!(err.to_string().contains("`t`"), "{err}");
         let err = render("{% if %}", &event()).unwrap_err();
         assert!(matches!(err, TemplateError::Compile { .. }), "{err}");
-        assert!(check("{{ a }").is_err());
+        assert_eq!(
+            check("{{ a }").unwrap_err(),
+            "syntax error: unexpected `}`, expected end of variable block"
+        );
+        assert!(check("ok\n{% if %}").unwrap_err().ends_with("(line 2)"));
         assert!(check("{{ labels.a }}").is_ok());
     }
 }
