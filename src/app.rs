@@ -52,6 +52,9 @@ pub struct Agent {
     cluster_reporter: bool,
     state_path: PathBuf,
     extra_entries: Vec<watch::Receiver<Vec<Entry>>>,
+    /// Ping targets seen in `instance` labels, when `targets_from_prometheus` is on.
+    ping_targets: Option<watch::Sender<Vec<String>>>,
+    next_targets: Option<Instant>,
     prometheus_key: String,
     prometheus_level: String,
 }
@@ -67,7 +70,8 @@ impl Agent {
     pub async fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, AppError> {
         let addresses = addresses::host_addresses(&config.host.addresses);
         let host_ips = addresses::local_ips(&addresses);
-        let pair = Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
+        let pair =
+            Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
         let plan = crate::plan::Plan::build(&config, &addresses).map_err(AppError::Rules)?;
         let now = Timestamp::now();
         let state_path = state::path_in(&config.agent.state_dir);
@@ -113,6 +117,8 @@ impl Agent {
             cluster_reporter,
             state_path,
             extra_entries: Vec::new(),
+            ping_targets: None,
+            next_targets: None,
             prometheus_key: plan.prometheus_key,
             prometheus_level: plan.prometheus_level,
             config,
@@ -126,6 +132,59 @@ impl Agent {
     /// Adds a source of entries computed elsewhere (ping), read at every cycle.
     pub fn add_entries(&mut self, rx: watch::Receiver<Vec<Entry>>) {
         self.extra_entries.push(rx);
+    }
+
+    /// Starts the ping task when `[ping] enabled`; its keys join every snapshot.
+    pub fn start_ping(&mut self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        if !self.config.ping.enabled {
+            return;
+        }
+        let (entries_tx, entries_rx) = watch::channel(Vec::new());
+        let (targets_tx, targets_rx) = watch::channel(Vec::new());
+        let template =
+            crate::rules::KeyTemplate::parse(&self.config.agent.key_template).unwrap_or_default();
+        let product = self.config.agent.product.clone();
+        let key_name = move |component: &str, alert: &str| template.key(&product, component, alert);
+        tasks.spawn(crate::ping::task::run(
+            self.config.ping.clone(),
+            key_name,
+            targets_rx,
+            entries_tx,
+            shutdown.clone(),
+        ));
+        self.add_entries(entries_rx);
+        if self.config.ping.targets_from_prometheus {
+            self.ping_targets = Some(targets_tx);
+        }
+    }
+
+    /// Host addresses in every `instance` label, for `targets_from_prometheus`.
+    async fn refresh_ping_targets(&mut self) {
+        let Some(tx) = &self.ping_targets else { return };
+        if self.next_targets.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let deadline = Instant::now() + self.config.prometheus.timeout.get();
+        let label = &self.config.host.label;
+        match self
+            .pair
+            .query(&format!("count by ({label}) (up)"), deadline)
+            .await
+        {
+            Ok(answer) => {
+                let mut hosts: Vec<String> = answer
+                    .series
+                    .iter()
+                    .filter_map(|s| s.get(label))
+                    .map(|i| host_of(i).to_string())
+                    .collect();
+                hosts.sort();
+                hosts.dedup();
+                tx.send_replace(hosts);
+                self.next_targets = Some(Instant::now() + self.config.host.detect_every.get());
+            }
+            Err(e) => tracing::debug!("cannot list ping targets from Prometheus: {e}"),
+        }
     }
 
     /// The components this host reports now.
@@ -163,13 +222,15 @@ impl Agent {
                 }
             }
         }
-        self.sticky.present(now, self.config.host.component_ttl.get())
+        self.sticky
+            .present(now, self.config.host.component_ttl.get())
     }
 
     /// One cycle: detection when due, every rule, the computed keys.
     pub async fn cycle(&mut self) -> Snapshot {
         let now = Timestamp::now();
         let components = self.components(now).await;
+        self.refresh_ping_targets().await;
         let mut entries = self
             .evaluator
             .cycle(&self.rules, &components, self.cluster_reporter, now)
@@ -180,7 +241,11 @@ impl Agent {
             value: u8::from(down),
             level: self.prometheus_level.clone(),
             component: "prometheus".into(),
-            state: if down { AlertState::Firing } else { AlertState::Ok },
+            state: if down {
+                AlertState::Firing
+            } else {
+                AlertState::Ok
+            },
             since: None,
         });
         for rx in &self.extra_entries {
@@ -233,7 +298,12 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
     };
     let tracker = TaskTracker::new();
-    if let Some(listen) = config.metrics.listen.as_deref().and_then(|l| l.parse().ok()) {
+    if let Some(listen) = config
+        .metrics
+        .listen
+        .as_deref()
+        .and_then(|l| l.parse().ok())
+    {
         let (m, stop) = (metrics.clone(), root.clone());
         tracker.spawn(async move {
             if let Err(e) = crate::metrics::serve(listen, m, stop).await {
@@ -260,6 +330,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             }
         };
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
+        agent.start_ping(&tasks, &generation);
         tasks.spawn(liveness::run(
             agent.pair().clone(),
             config.agent.interval.get(),
@@ -291,9 +362,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
         let mut ticker = tokio::time::interval(config.agent.interval.get());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watchdog = tokio::time::interval(
-            notify::watchdog_period().unwrap_or(Duration::from_secs(3600)),
-        );
+        let mut watchdog =
+            tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
         loop {
             tokio::select! {
                 biased;
@@ -411,10 +481,16 @@ pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
             .probe(config.prometheus.probe_timeout.get())
             .await
         {
-            Ok(()) => println!("server {} (local: {}): up", member.server.name, member.local),
+            Ok(()) => println!(
+                "server {} (local: {}): up",
+                member.server.name, member.local
+            ),
             Err(e) => {
                 failed = true;
-                println!("server {} (local: {}): DOWN: {e}", member.server.name, member.local);
+                println!(
+                    "server {} (local: {}): DOWN: {e}",
+                    member.server.name, member.local
+                );
             }
         }
     }
@@ -434,5 +510,29 @@ pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
         ExitCode::from(EXIT_RUNTIME)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `10.0.1.5:20180` → `10.0.1.5`; `[::1]:9090` → `::1`; a bare host stays as it is.
+fn host_of(instance: &str) -> &str {
+    if let Some(rest) = instance.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match instance.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            host
+        }
+        _ => instance,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_of_strips_ports() {
+        assert_eq!(super::host_of("10.0.1.5:20180"), "10.0.1.5");
+        assert_eq!(super::host_of("[::1]:9090"), "::1");
+        assert_eq!(super::host_of("tidb-1"), "tidb-1");
+        assert_eq!(super::host_of("fe80::1"), "fe80::1");
     }
 }

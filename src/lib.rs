@@ -12,7 +12,8 @@
 //! - [`forward`]: Alertmanager polling, merge/dedupe, spool, exec and HTTP targets.
 //! - [`snapshot`]: the keys, values and states one cycle reports.
 //! - [`output`]: formats and sinks.
-//! - [`metrics`]: self-metrics.
+//! - [`ping`]: concurrent ICMP rounds, ping keys, the slow-ping record, `ping`.
+//! - [`metrics`]: self-metrics (always counted, served when configured).
 //! - [`lifecycle`]: logging, signals, systemd notify.
 //! - [`app`]: builds every task from the config; reload and shutdown.
 //! - [`cli`]: clap definitions.
@@ -26,6 +27,7 @@ pub mod forward;
 pub mod lifecycle;
 pub mod metrics;
 pub mod output;
+pub mod ping;
 pub mod plan;
 pub mod prometheus;
 pub mod promql;
