@@ -370,6 +370,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                 _ = root.cancelled() => {
                     notify::stopping();
                     agent.save_state();
+                    // The generation token is a child of root: wait for its tasks too.
+                    tasks_shutdown(&tasks).await;
                     break 'generations;
                 }
                 Some(_) = reloads.recv() => {

@@ -208,3 +208,48 @@ async fn the_alerts_command_prints_templates_and_json() {
         "--format and --json exclude each other"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_an_attempt_in_flight_and_keeps_the_event() {
+    let block = Block::take();
+    let pair = Pair::start(&block, &am_config_null()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hang_dir = dir.path().join("hang");
+    std::fs::create_dir_all(&hang_dir).unwrap();
+    let alertmanager = format!(
+        "[alertmanager]\nservers = {}\npoll_interval = \"200ms\"\n[[alertmanager.forward]]\nkind = \"exec\"\nname = \"hanging\"\ntimeout = \"1h\"\ncommand = {}\n",
+        toml_array(&[&pair.a.url, &pair.b.url]),
+        toml_array(&[
+            "/bin/sh",
+            &fixture("hang.sh"),
+            &hang_dir.display().to_string()
+        ]),
+    );
+    let config = daemon_config(dir.path(), &block, &alertmanager);
+    pair.post_both(&json!([alert("PD_server_is_down", &[])]))
+        .await;
+    let mut daemon = Daemon::start(&config, &dir.path().join("agent.log"));
+    let pid = wait_for(LIMIT, "the attempt in flight", || {
+        hang_pids(&hang_dir).first().copied()
+    })
+    .await;
+
+    let status = daemon.terminate(std::time::Duration::from_secs(5));
+    let log = daemon.log_text();
+    let status = status.unwrap_or_else(|| panic!("no exit within 5 s of SIGTERM:\n{log}"));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("alert forwarding stopped"), "{log}");
+    wait_for(LIMIT, "the attempt to be killed", || {
+        process_gone(pid).then_some(())
+    })
+    .await;
+    let spooled = std::fs::read_dir(dir.path().join("state/spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".event"))
+        .count();
+    assert_eq!(
+        spooled, 1,
+        "the event waits in the spool for the next start"
+    );
+}

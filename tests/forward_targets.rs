@@ -286,3 +286,61 @@ async fn an_http_target_gets_the_templated_body_and_headers() {
     forwarder.stop().await;
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_exec_target_is_killed_at_its_timeout_and_retried() {
+    let block = Block::take();
+    let pair = Pair::start(&block, &am_config_null()).await;
+    let state = tempfile::tempdir().unwrap();
+    let hang_dir = state.path().join("hang");
+    std::fs::create_dir_all(&hang_dir).unwrap();
+    let mut hanging = exec_target(
+        "hanging",
+        &[
+            "/bin/sh",
+            &fixture("hang.sh"),
+            &hang_dir.display().to_string(),
+        ],
+    );
+    hanging.timeout = config::Duration::from_millis(300);
+    let out = state.path().join("out");
+    let config = forward_config(
+        &pair.urls(),
+        vec![hanging, recording_target("steady", &out)],
+    );
+    let forwarder = Forwarder::start(config, state.path());
+    pair.post_both(&json!([alert("TiFlash_down", &[])])).await;
+
+    let pids = wait_for(LIMIT, "three attempts of the hanging target", || {
+        let pids = hang_pids(&hang_dir);
+        (pids.len() >= 3).then_some(pids)
+    })
+    .await;
+    // Every attempt but the one in flight was killed at the timeout.
+    for pid in &pids[..pids.len() - 1] {
+        wait_for(LIMIT, &format!("attempt {pid} to be killed"), || {
+            process_gone(*pid).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        statuses(&out),
+        [("firing".into(), "TiFlash_down".into())],
+        "the other target is not held up"
+    );
+    forwarder.stop().await;
+    for pid in hang_pids(&hang_dir) {
+        wait_for(
+            LIMIT,
+            &format!("attempt {pid} to be killed at shutdown"),
+            || process_gone(pid).then_some(()),
+        )
+        .await;
+    }
+    let spooled = std::fs::read_dir(state.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".event"))
+        .count();
+    assert_eq!(spooled, 1, "the undelivered event stays spooled");
+}
