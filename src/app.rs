@@ -339,13 +339,14 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             generation.clone(),
         ));
         // Alertmanager forwarding (returns at once when it is off).
-        let (forward_config, state_dir, stop) = (
+        let (forward_config, state_dir, forward_metrics, stop) = (
             config.alertmanager.clone(),
             config.agent.state_dir.clone(),
+            metrics.clone(),
             generation.clone(),
         );
         tasks.spawn(async move {
-            if let Err(e) = crate::forward::run(forward_config, state_dir, stop).await {
+            if let Err(e) = crate::forward::run(forward_config, state_dir, forward_metrics, stop).await {
                 tracing::error!("alert forwarding is off: {e}");
             }
         });

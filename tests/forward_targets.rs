@@ -71,6 +71,18 @@ async fn an_exec_target_failing_three_times_gets_the_event_once_it_succeeds() {
         statuses(&steady_out),
         [("firing".into(), "TiDB_server_is_down".into())]
     );
+    let encoded = forwarder.metrics.encode();
+    let count = |target: &str, result: &str| {
+        metric(
+            &forwarder.metrics,
+            &format!(
+                "tidb_host_agent_forward_deliveries_total{{target=\"{target}\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    assert_eq!(count("flaky", "error"), Some(3.0), "{encoded}");
+    assert_eq!(count("flaky", "ok"), Some(1.0), "{encoded}");
+    assert_eq!(count("steady", "ok"), Some(1.0), "{encoded}");
     forwarder.stop().await;
 }
 

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::Pipeline;
 use super::spool::{Backoff, Due};
 use super::target::Target;
+use crate::metrics::Metrics;
 
 pub(crate) async fn run_target(
     target: Target,
@@ -18,6 +19,7 @@ pub(crate) async fn run_target(
     wake: Arc<Notify>,
     all_targets: Arc<[String]>,
     backoff: Backoff,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let name = target.name().to_owned();
@@ -50,6 +52,7 @@ pub(crate) async fn run_target(
             _ = shutdown.cancelled() => return,
             outcome = target.deliver(&event) => outcome,
         };
+        metrics.forward_delivery(&name, outcome.is_ok());
         let mut pipeline = pipeline.lock().await;
         match outcome {
             Ok(()) => {

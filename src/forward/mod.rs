@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::AlertmanagerConfig;
+use crate::metrics::Metrics;
 
 use alert::Event;
 use client::{AlertmanagerClient, ClientError};
@@ -103,10 +104,11 @@ impl Wakers {
 /// The daemon task: polls every `poll_interval`, serves the receiver when `listen` is
 /// set, and delivers until `shutdown`; returns once every sub-task has stopped. Returns
 /// at once when forwarding is off (no servers and no `listen`). `state_dir` holds the
-/// spool unless `spool_dir` is set.
+/// spool unless `spool_dir` is set. Each attempt is counted in `metrics`.
 pub async fn run(
     config: AlertmanagerConfig,
     state_dir: PathBuf,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), ForwardError> {
     if config.servers.is_empty() && config.listen.is_none() {
@@ -157,6 +159,7 @@ pub async fn run(
             wake,
             Arc::clone(&target_names),
             backoff,
+            Arc::clone(&metrics),
             shutdown.clone(),
         ));
     }

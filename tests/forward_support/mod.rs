@@ -217,6 +217,7 @@ fn spawn_alertmanager(
 
 /// `forward::run` in this process, stopped through its shutdown token.
 pub struct Forwarder {
+    pub metrics: std::sync::Arc<tidb_host_agent::metrics::Metrics>,
     token: CancellationToken,
     handle: Option<tokio::task::JoinHandle<Result<(), ForwardError>>>,
 }
@@ -225,8 +226,15 @@ impl Forwarder {
     pub fn start(config: AlertmanagerConfig, state_dir: &Path) -> Forwarder {
         init_logging();
         let token = CancellationToken::new();
-        let handle = tokio::spawn(forward::run(config, state_dir.to_owned(), token.clone()));
+        let metrics = std::sync::Arc::new(tidb_host_agent::metrics::Metrics::new());
+        let handle = tokio::spawn(forward::run(
+            config,
+            state_dir.to_owned(),
+            std::sync::Arc::clone(&metrics),
+            token.clone(),
+        ));
         Forwarder {
+            metrics,
             token,
             handle: Some(handle),
         }
@@ -573,4 +581,13 @@ pub fn hang_pids(dir: &Path) -> Vec<u32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+/// The value of the self-metric sample starting with `prefix` (name and labels).
+pub fn metric(metrics: &tidb_host_agent::metrics::Metrics, prefix: &str) -> Option<f64> {
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
