@@ -346,7 +346,9 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             generation.clone(),
         );
         tasks.spawn(async move {
-            if let Err(e) = crate::forward::run(forward_config, state_dir, forward_metrics, stop).await {
+            if let Err(e) =
+                crate::forward::run(forward_config, state_dir, forward_metrics, stop).await
+            {
                 tracing::error!("alert forwarding is off: {e}");
             }
         });

@@ -388,7 +388,12 @@ fn forward_templates(f: &super::ForwardConfig, at_kind: Vec<Segment>, found: &mu
         .command
         .iter()
         .enumerate()
-        .map(|(j, t)| (at(&[Segment::key("command"), Segment::Index(j)]), t.as_str()))
+        .map(|(j, t)| {
+            (
+                at(&[Segment::key("command"), Segment::Index(j)]),
+                t.as_str(),
+            )
+        })
         .collect();
     templates.extend(f.url.as_deref().map(|t| (at(&[Segment::key("url")]), t)));
     templates.extend(f.body.as_deref().map(|t| (at(&[Segment::key("body")]), t)));
@@ -405,7 +410,10 @@ fn forward_templates(f: &super::ForwardConfig, at_kind: Vec<Segment>, found: &mu
     if reqwest::Method::from_bytes(f.method.to_ascii_uppercase().as_bytes()).is_err() {
         found.push((
             at(&[Segment::key("method")]),
-            format!("`{}` is not an HTTP method; expected e.g. \"POST\"", f.method),
+            format!(
+                "`{}` is not an HTTP method; expected e.g. \"POST\"",
+                f.method
+            ),
         ));
     }
 }
