@@ -42,6 +42,9 @@ use spool::{Backoff, Spool, SpoolError};
 use target::TargetError;
 use transitions::{Known, ServerAnswer};
 
+/// Dedupe keys live at least this long, however short `max_age` is.
+const MIN_RETENTION: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error(transparent)]
@@ -59,6 +62,8 @@ pub enum ForwardError {
 pub(crate) struct Pipeline {
     spool: Spool,
     known: Known,
+    /// How long dedupe keys are kept (at least `max_age`).
+    retention: Duration,
 }
 
 impl Pipeline {
@@ -81,9 +86,11 @@ impl Pipeline {
                 "alert event spooled"
             );
         }
-        self.known = next;
-        if let Err(e) = self.spool.save_known(&self.known) {
-            tracing::error!("{e}; after a restart, alerts may be sent again");
+        if next != self.known {
+            self.known = next;
+            if let Err(e) = self.spool.save_known(&self.known) {
+                tracing::error!("{e}; after a restart, alerts may be sent again");
+            }
         }
         Ok(events)
     }
@@ -133,7 +140,12 @@ pub async fn run(
         targets = targets.len(),
         "alert forwarding started"
     );
-    let pipeline = Arc::new(Mutex::new(Pipeline { spool, known }));
+    let retention = config.max_age.get().max(MIN_RETENTION);
+    let pipeline = Arc::new(Mutex::new(Pipeline {
+        spool,
+        known,
+        retention,
+    }));
     let target_names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
     let notifies: Vec<Arc<Notify>> = targets.iter().map(|_| Arc::new(Notify::new())).collect();
     let wakers = Wakers(Arc::new(notifies.clone()));
@@ -216,11 +228,10 @@ async fn poll_loop(
                 tracing::debug!("no Alertmanager answered; nothing inferred");
             }
             let now = Timestamp::now();
-            let retention = config.max_age.get().max(Duration::from_secs(3600));
-            let result = pipeline
-                .lock()
-                .await
-                .apply(now, |known| known.step(&views, now, retention));
+            let mut pipeline = pipeline.lock().await;
+            let retention = pipeline.retention;
+            let result = pipeline.apply(now, |known| known.step(&views, now, retention));
+            drop(pipeline);
             match result {
                 Ok(events) if !events.is_empty() => wakers.wake_all(),
                 Ok(_) => {}

@@ -146,10 +146,10 @@ async fn handle(
     }
     let events = payload.alerts.into_iter().map(|a| a.into_event()).collect();
     let now = Timestamp::now();
-    let result = pipeline
-        .lock()
-        .await
-        .apply(now, |known| known.received(events, now));
+    let mut locked = pipeline.lock().await;
+    let retention = locked.retention;
+    let result = locked.apply(now, |known| known.received(events, now, retention));
+    drop(locked);
     match result {
         Ok(events) => {
             if !events.is_empty() {

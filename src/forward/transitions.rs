@@ -165,14 +165,24 @@ impl Known {
     }
 
     /// Events that arrived by webhook: deduplicated against everything emitted so far.
-    pub fn received(&mut self, events: Vec<Event>, now: Timestamp) -> Vec<Event> {
-        events.into_iter().filter(|e| self.admit(e, now)).collect()
+    pub fn received(
+        &mut self,
+        events: Vec<Event>,
+        now: Timestamp,
+        retention: std::time::Duration,
+    ) -> Vec<Event> {
+        let events = events.into_iter().filter(|e| self.admit(e, now)).collect();
+        self.prune(now, retention);
+        events
     }
 
-    /// Records `event` as emitted; false when it already was.
+    /// Records `event` as emitted; false when it already was. Seeing it again renews the
+    /// record, so Alertmanager's repeated notifications of a long-firing alert keep its
+    /// key alive past the retention.
     fn admit(&mut self, event: &Event, now: Timestamp) -> bool {
         let id = event.id();
-        if self.emitted.contains_key(&id) {
+        if let Some(seen) = self.emitted.get_mut(&id) {
+            seen.at = now;
             return false;
         }
         self.emitted.insert(
@@ -436,10 +446,27 @@ mod tests {
     fn webhook_events_share_the_dedupe_keys() {
         let mut known = Known::default();
         let events = known.step(&[answer("a", &[alert("aa", 0)])], at(10), DAY);
-        assert!(known.received(events.clone(), at(11)).is_empty());
+        assert!(known.received(events.clone(), at(11), DAY).is_empty());
         let resolved = Event::resolved(&alert("aa", 0), at(0), at(12));
-        assert_eq!(known.received(vec![resolved.clone()], at(12)).len(), 1);
-        assert!(known.received(vec![resolved], at(13)).is_empty());
+        assert_eq!(known.received(vec![resolved.clone()], at(12), DAY).len(), 1);
+        assert!(known.received(vec![resolved], at(13), DAY).is_empty());
+    }
+
+    #[test]
+    fn repeated_notifications_keep_their_key_alive() {
+        let mut known = Known::default();
+        let a = alert("aa", 0);
+        let firing = Event::firing(&a, a.starts_at);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(known.received(vec![firing.clone()], at(0), hour).len(), 1);
+        // Repeated every 40 minutes, for longer than the retention: never sent again.
+        for repeat in 1..=5 {
+            let now = at(repeat * 2400);
+            assert!(known.received(vec![firing.clone()], now, hour).is_empty());
+        }
+        // Silent for longer than the retention: forgotten, so bounded.
+        known.received(Vec::new(), at(5 * 2400 + 3601), hour);
+        assert!(known.emitted.is_empty());
     }
 
     #[test]
