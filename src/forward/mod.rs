@@ -64,6 +64,8 @@ pub(crate) struct Pipeline {
     known: Known,
     /// How long dedupe keys are kept (at least `max_age`).
     retention: Duration,
+    /// The last save of `known` failed; try again on the next change or poll.
+    unsaved: bool,
 }
 
 impl Pipeline {
@@ -78,17 +80,20 @@ impl Pipeline {
         let mut next = self.known.clone();
         let events = derive(&mut next);
         for event in &events {
-            self.spool.add(event.clone(), now)?;
-            tracing::info!(
-                alertname = event.alertname(),
-                status = %event.status,
-                fingerprint = %event.fingerprint,
-                "alert event spooled"
-            );
+            if self.spool.add(event.clone(), now)? {
+                tracing::info!(
+                    alertname = event.alertname(),
+                    status = %event.status,
+                    fingerprint = %event.fingerprint,
+                    "alert event spooled"
+                );
+            }
         }
-        if next != self.known {
+        if next != self.known || self.unsaved {
             self.known = next;
+            self.unsaved = false;
             if let Err(e) = self.spool.save_known(&self.known) {
+                self.unsaved = true;
                 tracing::error!("{e}; after a restart, alerts may be sent again");
             }
         }
@@ -145,6 +150,7 @@ pub async fn run(
         spool,
         known,
         retention,
+        unsaved: false,
     }));
     let target_names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
     let notifies: Vec<Arc<Notify>> = targets.iter().map(|_| Arc::new(Notify::new())).collect();
