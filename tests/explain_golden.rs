@@ -1,0 +1,53 @@
+//! `explain` over the built-in catalog for host 10.0.1.5 matches the checked-in golden file.
+//! Regenerate it with `UPDATE_GOLDEN=1 cargo test --test explain_golden`, then review the diff.
+
+use std::path::Path;
+
+use tidb_host_agent::promql::HostScope;
+use tidb_host_agent::rules::{LoadOptions, assemble, explain};
+
+const GOLDEN: &str = "tests/fixtures/explain-10.0.1.5.golden";
+
+#[test]
+fn explain_for_10_0_1_5_matches_the_golden_file() {
+    let rules = match assemble(&LoadOptions::default(), &[]) {
+        Ok(rules) => rules,
+        Err(e) => panic!("{e}"),
+    };
+    let host = match HostScope::new(HostScope::DEFAULT_LABEL, &["10.0.1.5"]) {
+        Ok(host) => host,
+        Err(e) => panic!("{e}"),
+    };
+    let actual = explain(&rules, &host);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        if let Err(e) = std::fs::write(&path, &actual) {
+            panic!("cannot write {}: {e}", path.display());
+        }
+        eprintln!("rewrote {GOLDEN}");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; create it with UPDATE_GOLDEN=1", path.display())
+    });
+    assert!(
+        actual == expected,
+        "explain output differs from {GOLDEN} (UPDATE_GOLDEN=1 rewrites it):\n{}",
+        first_difference(&expected, &actual)
+    );
+}
+
+fn first_difference(expected: &str, actual: &str) -> String {
+    let mut expected_lines = expected.lines();
+    let mut actual_lines = actual.lines();
+    for line in 1.. {
+        match (expected_lines.next(), actual_lines.next()) {
+            (None, None) => return "only line endings differ".to_owned(),
+            (e, a) if e != a => {
+                return format!("line {line}:\n  expected: {e:?}\n  actual:   {a:?}");
+            }
+            _ => {}
+        }
+    }
+    String::new()
+}
