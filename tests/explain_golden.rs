@@ -27,9 +27,8 @@ fn explain_for_10_0_1_5_matches_the_golden_file() {
         eprintln!("rewrote {GOLDEN}");
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; create it with UPDATE_GOLDEN=1", path.display())
-    });
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; create it with UPDATE_GOLDEN=1", path.display()));
     assert!(
         actual == expected,
         "explain output differs from {GOLDEN} (UPDATE_GOLDEN=1 rewrites it):\n{}",
