@@ -1,1 +1,53 @@
-fn main() {}
+//! CLI → logging → config → app; exit codes of SPEC §10.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tidb_host_agent::app;
+use tidb_host_agent::cli::{Cli, Command};
+use tidb_host_agent::lifecycle::logging;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(app::EXIT_RUNTIME);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Run);
+    let config = match app::load_config(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match command {
+        Command::Run => {
+            let _guard = logging::init(&config.log);
+            runtime.block_on(app::run(cli.config, config))
+        }
+        Command::Check { connect } => {
+            logging::init_stderr();
+            runtime.block_on(app::check(&cli.config, config, connect))
+        }
+        Command::Once { format } => {
+            logging::init_stderr();
+            runtime.block_on(app::once(config, format.into()))
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Builds every task from the config and owns the daemon's life: cycles, reloads on
+//! SIGHUP, and a confirmed shutdown. Only this module knows all the tasks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, ClusterReporter, Config, FormatKind};
+use crate::discovery::{addresses, components};
+use crate::evaluation::state::{self, SavedState};
+use crate::evaluation::{Evaluator, PlannedRule};
+use crate::lifecycle::{notify, signals};
+use crate::metrics::Metrics;
+use crate::output::{Outputs, format};
+use crate::prometheus::pair::PairError;
+use crate::prometheus::{PrometheusPair, liveness};
+use crate::snapshot::{AlertState, Entry, Snapshot};
+
+/// Exit codes of SPEC §10.
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_CONFIG: u8 = 78;
+
+/// SIGTERM to exit must take less than this (SPEC §12 gives 5 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("Prometheus server setup: {0}")]
+    Server(#[from] crate::prometheus::ServerError),
+    #[error("rules: {0}")]
+    Rules(String),
+}
+
+/// One configuration's worth of running agent: everything a reload replaces.
+pub struct Agent {
+    config: Config,
+    host: String,
+    scope_queries: DetectionQueries,
+    pair: Arc<PrometheusPair>,
+    evaluator: Evaluator,
+    rules: Vec<PlannedRule>,
+    sticky: components::StickyComponents,
+    next_detect: Option<Instant>,
+    cluster_reporter: bool,
+    state_path: PathBuf,
+    extra_entries: Vec<watch::Receiver<Vec<Entry>>>,
+    prometheus_key: String,
+    prometheus_level: String,
+}
+
+/// The detection queries of SPEC §3, already scoped to this host.
+struct DetectionQueries {
+    groups: String,
+    jobs: String,
+}
+
+impl Agent {
+    /// Builds the agent for `config`, restoring saved state.
+    pub async fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, AppError> {
+        let addresses = addresses::host_addresses(&config.host.addresses);
+        let host_ips = addresses::local_ips(&addresses);
+        let pair = Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
+        let plan = crate::plan::Plan::build(&config, &addresses).map_err(AppError::Rules)?;
+        let now = Timestamp::now();
+        let state_path = state::path_in(&config.agent.state_dir);
+        let saved = state::restore(&state_path, now, config.agent.state_max_age.get());
+        let states: HashMap<_, _> = saved.keys.into_iter().collect();
+        let evaluator = Evaluator::new(
+            pair.clone(),
+            metrics,
+            config.prometheus.on_no_data,
+            config.agent.max_concurrency,
+            config.prometheus.timeout.get(),
+            states,
+        );
+        let cluster_reporter = match config.host.cluster_reporter {
+            ClusterReporter::Always => true,
+            ClusterReporter::Never => false,
+            ClusterReporter::Auto => pair.has_local(),
+        };
+        let host = if config.agent.hostname.is_empty() {
+            addresses::hostname().unwrap_or_else(|| addresses.first().cloned().unwrap_or_default())
+        } else {
+            config.agent.hostname.clone()
+        };
+        tracing::info!(
+            host,
+            addresses = ?addresses,
+            cluster_reporter,
+            rules = plan.rules.len(),
+            servers = ?pair.members().iter().map(|m| (&m.server.name, m.local)).collect::<Vec<_>>(),
+            "agent configured"
+        );
+        Ok(Self {
+            host,
+            scope_queries: DetectionQueries {
+                groups: plan.detect_groups,
+                jobs: plan.detect_jobs,
+            },
+            pair,
+            evaluator,
+            rules: plan.rules,
+            sticky: saved.components,
+            next_detect: None,
+            cluster_reporter,
+            state_path,
+            extra_entries: Vec::new(),
+            prometheus_key: plan.prometheus_key,
+            prometheus_level: plan.prometheus_level,
+            config,
+        })
+    }
+
+    pub fn pair(&self) -> &Arc<PrometheusPair> {
+        &self.pair
+    }
+
+    /// Adds a source of entries computed elsewhere (ping), read at every cycle.
+    pub fn add_entries(&mut self, rx: watch::Receiver<Vec<Entry>>) {
+        self.extra_entries.push(rx);
+    }
+
+    /// The components this host reports now.
+    async fn components(&mut self, now: Timestamp) -> BTreeSet<String> {
+        if !self.config.host.components.is_empty() {
+            return self.config.host.components.iter().cloned().collect();
+        }
+        let due = self.next_detect.is_none_or(|t| Instant::now() >= t);
+        if due {
+            let deadline = Instant::now() + self.config.prometheus.timeout.get();
+            let (groups, jobs) = tokio::join!(
+                self.pair.query(&self.scope_queries.groups, deadline),
+                self.pair.query(&self.scope_queries.jobs, deadline)
+            );
+            match (groups, jobs) {
+                (Ok(groups), Ok(jobs)) => {
+                    let found =
+                        components::from_answers(&self.config.host.component_map, &groups, &jobs);
+                    tracing::debug!(?found, "components detected from Prometheus");
+                    self.sticky.saw(found, now);
+                    self.next_detect = Some(Instant::now() + self.config.host.detect_every.get());
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    if self.sticky.is_empty() {
+                        let found = components::from_process_table();
+                        tracing::warn!(
+                            ?found,
+                            "cannot detect components from Prometheus ({e}); using the process table"
+                        );
+                        self.sticky.saw(found, now);
+                    } else if matches!(e, PairError::BadData(_)) {
+                        tracing::error!("component detection query rejected: {e}");
+                    }
+                    // Try again next cycle rather than after detect_every.
+                }
+            }
+        }
+        self.sticky.present(now, self.config.host.component_ttl.get())
+    }
+
+    /// One cycle: detection when due, every rule, the computed keys.
+    pub async fn cycle(&mut self) -> Snapshot {
+        let now = Timestamp::now();
+        let components = self.components(now).await;
+        let mut entries = self
+            .evaluator
+            .cycle(&self.rules, &components, self.cluster_reporter, now)
+            .await;
+        let down = self.pair.prometheus_is_down();
+        entries.push(Entry {
+            key: self.prometheus_key.clone(),
+            value: u8::from(down),
+            level: self.prometheus_level.clone(),
+            component: "prometheus".into(),
+            state: if down { AlertState::Firing } else { AlertState::Ok },
+            since: None,
+        });
+        for rx in &self.extra_entries {
+            entries.extend(rx.borrow().iter().cloned());
+        }
+        Snapshot::new(
+            self.host.clone(),
+            now,
+            self.config.agent.interval.get().as_secs().max(1),
+            entries,
+        )
+    }
+
+    /// Saves `for` states and components; failures are logged, never fatal.
+    pub fn save_state(&self) {
+        let saved = SavedState {
+            version: 0,
+            saved_at: Some(Timestamp::now()),
+            keys: self
+                .evaluator
+                .states()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            components: self.sticky.clone(),
+        };
+        if let Err(e) = state::save(&self.state_path, &saved) {
+            tracing::warn!("cannot save state to {}: {e}", self.state_path.display());
+        }
+    }
+}
+
+/// Loads the config or prints every problem; `Err` carries the exit code.
+pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|problems| {
+        eprint!("{problems}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// `run`: the daemon.
+pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
+    let metrics = Arc::new(Metrics::new());
+    let root = CancellationToken::new();
+    let mut reloads = match signals::install(root.clone()) {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let tracker = TaskTracker::new();
+    if let Some(listen) = config.metrics.listen.as_deref().and_then(|l| l.parse().ok()) {
+        let (m, stop) = (metrics.clone(), root.clone());
+        tracker.spawn(async move {
+            if let Err(e) = crate::metrics::serve(listen, m, stop).await {
+                tracing::error!(%listen, "cannot serve self-metrics: {e}");
+            }
+        });
+    }
+    if let Err(e) = std::fs::create_dir_all(&config.agent.state_dir) {
+        tracing::warn!(
+            "cannot create the state directory {}: {e}",
+            config.agent.state_dir.display()
+        );
+    }
+
+    let mut first = true;
+    'generations: loop {
+        let generation = root.child_token();
+        let tasks = TaskTracker::new();
+        let mut agent = match Agent::new(config.clone(), metrics.clone()).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
+        tasks.spawn(liveness::run(
+            agent.pair().clone(),
+            config.agent.interval.get(),
+            config.prometheus.probe_timeout.get(),
+            config.prometheus.down_after,
+            generation.clone(),
+        ));
+        // Give the first probe a moment so the first snapshot knows who is up.
+        liveness::probe_all(
+            agent.pair(),
+            config.prometheus.probe_timeout.get(),
+            config.prometheus.down_after,
+        )
+        .await;
+        if first {
+            notify::ready();
+            first = false;
+        }
+        let mut ticker = tokio::time::interval(config.agent.interval.get());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watchdog = tokio::time::interval(
+            notify::watchdog_period().unwrap_or(Duration::from_secs(3600)),
+        );
+        loop {
+            tokio::select! {
+                biased;
+                _ = root.cancelled() => {
+                    notify::stopping();
+                    agent.save_state();
+                    break 'generations;
+                }
+                Some(_) = reloads.recv() => {
+                    notify::reloading();
+                    match config::load(&path) {
+                        Ok(new) => {
+                            tracing::info!("configuration reloaded from {}", path.display());
+                            metrics.config_reload(true);
+                            agent.save_state();
+                            generation.cancel();
+                            tasks.close();
+                            tasks.wait().await;
+                            config = new;
+                            notify::ready();
+                            continue 'generations;
+                        }
+                        Err(problems) => {
+                            metrics.config_reload(false);
+                            tracing::error!("reload refused, keeping the running configuration: {problems}");
+                            notify::ready();
+                        }
+                    }
+                }
+                _ = watchdog.tick() => notify::watchdog(),
+                _ = ticker.tick() => {
+                    let started = Instant::now();
+                    let snapshot = agent.cycle().await;
+                    let firing = snapshot.entries.iter().filter(|e| e.value == 1).count();
+                    let keys = snapshot.entries.len();
+                    outputs.publish(Arc::new(snapshot));
+                    agent.save_state();
+                    metrics.cycle(started.elapsed());
+                    notify::status(&format!("{keys} keys, {firing} firing, last cycle {:.0?}", started.elapsed()));
+                }
+            }
+        }
+    }
+    tasks_shutdown(&tracker).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn tasks_shutdown(tracker: &TaskTracker) {
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within {SHUTDOWN_GRACE:?}");
+    }
+}
+
+/// `once`: one cycle, the snapshot on stdout.
+pub async fn once(config: Config, format_kind: FormatKind) -> ExitCode {
+    let metrics = Arc::new(Metrics::new());
+    let mut agent = match Agent::new(config.clone(), metrics).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    // A single run cannot wait for `down_after` probes: one failure counts.
+    liveness::probe_all(agent.pair(), config.prometheus.probe_timeout.get(), 1).await;
+    let snapshot = agent.cycle().await;
+    let _ = std::fs::create_dir_all(&config.agent.state_dir);
+    agent.save_state();
+    let bytes = format::render(format_kind, &snapshot, &Default::default());
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `check [--connect]`.
+pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
+    let addresses = addresses::host_addresses(&config.host.addresses);
+    let plan = match crate::plan::Plan::build(&config, &addresses) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    println!(
+        "{}: configuration OK ({} rules, {} outputs)",
+        path.display(),
+        plan.rules.len(),
+        config.outputs.len()
+    );
+    if !connect {
+        return ExitCode::SUCCESS;
+    }
+    let metrics = Arc::new(Metrics::new());
+    let host_ips = addresses::local_ips(&addresses);
+    let pair = match PrometheusPair::new(&config.prometheus, &host_ips, metrics).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let mut failed = false;
+    for member in pair.members() {
+        match member
+            .server
+            .probe(config.prometheus.probe_timeout.get())
+            .await
+        {
+            Ok(()) => println!("server {} (local: {}): up", member.server.name, member.local),
+            Err(e) => {
+                failed = true;
+                println!("server {} (local: {}): DOWN: {e}", member.server.name, member.local);
+            }
+        }
+    }
+    for rule in &plan.rules {
+        let deadline = Instant::now() + config.prometheus.timeout.get();
+        let result = pair.query(&rule.query, deadline).await;
+        match result {
+            Ok(a) if a.series.is_empty() => println!("{}: ok", rule.key),
+            Ok(a) => println!("{}: firing ({} series)", rule.key, a.series.len()),
+            Err(e) => {
+                failed = true;
+                println!("{}: error: {e}", rule.key);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_RUNTIME)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

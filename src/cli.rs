@@ -1,0 +1,62 @@
+//! Command-line definitions (SPEC §10). Only clap types live here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DEFAULT_PATH, FormatKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tidb-host-agent",
+    version,
+    about = "Evaluates TiDB's alert rules for this host against the Prometheus pair and writes one 0/1 value per alert key"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(short, long, global = true, env = "TIDB_HOST_AGENT_CONFIG", default_value = DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate the configuration and rules; exit 78 when invalid.
+    Check {
+        /// Also probe every server and run every query once.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Run one cycle, print the snapshot, exit (a drop-in for the old cron script).
+    Once {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "agent")]
+        format: FormatArg,
+    },
+}
+
+/// `--format` values, mirroring the config's `format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Agent,
+    Plain,
+    Json,
+    Prometheus,
+    Falcon,
+}
+
+impl From<FormatArg> for FormatKind {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Agent => FormatKind::Agent,
+            FormatArg::Plain => FormatKind::Plain,
+            FormatArg::Json => FormatKind::Json,
+            FormatArg::Prometheus => FormatKind::Prometheus,
+            FormatArg::Falcon => FormatKind::Falcon,
+        }
+    }
+}

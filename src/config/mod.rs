@@ -1,0 +1,543 @@
+//! The configuration: a serde tree with a default for every key, parse-checked newtypes
+//! and cross-field validation. Loading reports every problem at once ([`load`]).
+//!
+//! `config.example.toml` at the repository root documents every key; keep the two in step.
+
+mod duration;
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+pub use duration::Duration;
+pub use load::{Problem, Problems, load, load_str};
+
+/// Where the daemon looks for its config unless `-c` or `$TIDB_HOST_AGENT_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/tidb-host-agent/config.toml";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub agent: AgentConfig,
+    pub log: LogConfig,
+    pub host: HostConfig,
+    pub prometheus: PrometheusConfig,
+    pub rules: RulesConfig,
+    pub ping: PingConfig,
+    #[serde(rename = "output")]
+    pub outputs: Vec<OutputConfig>,
+    pub alertmanager: AlertmanagerConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// First part of every key.
+    pub product: String,
+    /// How keys are built from `{product}`, `{component}` and `{alert}`.
+    pub key_template: String,
+    /// Cycle period.
+    pub interval: Duration,
+    /// Rules evaluated at once.
+    pub max_concurrency: usize,
+    /// Persistent state: `for` timers, detected components, the forward spool.
+    pub state_dir: PathBuf,
+    /// Saved `for` state older than this is ignored at start.
+    pub state_max_age: Duration,
+    /// Host name used in outputs; empty means the system host name.
+    pub hostname: String,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            product: "TiDB".into(),
+            key_template: "{product}.{component}.{alert}".into(),
+            interval: Duration::from_secs(15),
+            max_concurrency: 16,
+            state_dir: PathBuf::from("/var/lib/tidb-host-agent"),
+            state_max_age: Duration::from_secs(3600),
+            hostname: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter directive, e.g. `info` or `tidb_host_agent=debug`.
+    pub level: String,
+    /// Directory for a daily-rotated log file; unset means stderr (journald).
+    pub directory: Option<PathBuf>,
+    /// File name prefix inside `directory`.
+    pub file_prefix: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            directory: None,
+            file_prefix: "tidb-host-agent.log".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// This host's addresses as Prometheus sees them; empty means every non-loopback
+    /// interface address plus the host name.
+    pub addresses: Vec<String>,
+    /// The label that carries `host:port`.
+    pub label: String,
+    /// Components on this host; empty means detect them.
+    pub components: Vec<String>,
+    /// A detected component stays present this long after it was last seen.
+    pub component_ttl: Duration,
+    /// How often detection reruns.
+    pub detect_every: Duration,
+    pub cluster_reporter: ClusterReporter,
+    /// component → the probe `group` and scrape `job` values that reveal it.
+    pub component_map: BTreeMap<String, ComponentMatch>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            addresses: Vec::new(),
+            label: "instance".into(),
+            components: Vec::new(),
+            component_ttl: Duration::from_secs(24 * 3600),
+            detect_every: Duration::from_secs(300),
+            cluster_reporter: ClusterReporter::Auto,
+            component_map: default_component_map(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComponentMatch {
+    pub groups: Vec<String>,
+    pub jobs: Vec<String>,
+}
+
+/// The table of SPEC §3, matching TiUP's scrape jobs and blackbox groups.
+pub fn default_component_map() -> BTreeMap<String, ComponentMatch> {
+    let entry = |groups: &[&str], jobs: &[&str]| ComponentMatch {
+        groups: groups.iter().map(|s| s.to_string()).collect(),
+        jobs: jobs.iter().map(|s| s.to_string()).collect(),
+    };
+    BTreeMap::from([
+        ("pd".into(), entry(&["pd"], &["pd"])),
+        ("tidb".into(), entry(&["tidb"], &["tidb"])),
+        ("tikv".into(), entry(&["tikv"], &["tikv"])),
+        ("tiflash".into(), entry(&["tiflash"], &["tiflash"])),
+        (
+            "node_exporter".into(),
+            entry(&["node_exporter"], &["overwritten-nodes"]),
+        ),
+        (
+            "blackbox_exporter".into(),
+            entry(&["blackbox_exporter"], &[]),
+        ),
+        ("grafana".into(), entry(&["grafana"], &[])),
+    ])
+}
+
+/// `auto`, `true` or `false` (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterReporter {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl<'de> Deserialize<'de> for ClusterReporter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ReporterVisitor;
+        impl Visitor<'_> for ReporterVisitor {
+            type Value = ClusterReporter;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\", true or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ClusterReporter, E> {
+                Ok(if v {
+                    ClusterReporter::Always
+                } else {
+                    ClusterReporter::Never
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ClusterReporter, E> {
+                match v {
+                    "auto" => Ok(ClusterReporter::Auto),
+                    _ => Err(E::custom(format!(
+                        "invalid cluster_reporter `{v}`: expected \"auto\", true or false"
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_any(ReporterVisitor)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    pub servers: Vec<ServerConfig>,
+    pub mode: QueryMode,
+    /// Per-query timeout, also sent as the `timeout` parameter.
+    pub timeout: Duration,
+    /// Timeout of the `/-/ready` liveness probe.
+    pub probe_timeout: Duration,
+    /// Consecutive failed probes before a server counts as down.
+    pub down_after: u32,
+    pub on_no_data: OnNoData,
+    /// Larger response bodies are a failure of that server.
+    pub max_response_bytes: u64,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            mode: QueryMode::Failover,
+            timeout: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(2),
+            down_after: 2,
+            on_no_data: OnNoData::Hold,
+            max_response_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryMode {
+    #[default]
+    Failover,
+    Any,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNoData {
+    #[default]
+    Hold,
+    Zero,
+    One,
+}
+
+/// One HTTP server (Prometheus or Alertmanager): a URL string, or a table with
+/// authentication and TLS options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub url: String,
+    pub basic_auth_user: Option<String>,
+    pub basic_auth_password_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ServerConfig {
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            basic_auth_user: None,
+            basic_auth_password_file: None,
+            bearer_token_file: None,
+            ca_file: None,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerTable {
+    url: String,
+    basic_auth_user: Option<String>,
+    basic_auth_password_file: Option<PathBuf>,
+    bearer_token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for ServerConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ServerVisitor;
+        impl<'de> Visitor<'de> for ServerVisitor {
+            type Value = ServerConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a URL string or a table with `url` and optional auth/TLS keys")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ServerConfig, E> {
+                Ok(ServerConfig::from_url(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ServerConfig, A::Error> {
+                let t = ServerTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ServerConfig {
+                    url: t.url,
+                    basic_auth_user: t.basic_auth_user,
+                    basic_auth_password_file: t.basic_auth_password_file,
+                    bearer_token_file: t.bearer_token_file,
+                    ca_file: t.ca_file,
+                    headers: t.headers,
+                })
+            }
+        }
+        deserializer.deserialize_any(ServerVisitor)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Extra rule files in Prometheus' format (globs).
+    pub files: Vec<String>,
+    /// Keys whose rules are turned off.
+    pub disable: Vec<String>,
+    /// Per-key overrides of `for`, `level` and `scope`.
+    #[serde(rename = "override")]
+    pub overrides: BTreeMap<String, RuleOverrideConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverrideConfig {
+    #[serde(rename = "for")]
+    pub for_: Option<Duration>,
+    pub level: Option<String>,
+    pub scope: Option<RuleScope>,
+}
+
+/// A rule's scope as operators may write it in an override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleScope {
+    Host,
+    Cluster,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PingConfig {
+    pub enabled: bool,
+    pub targets: Vec<String>,
+    /// Add every host address seen in `instance` labels.
+    pub targets_from_prometheus: bool,
+    /// Period between rounds.
+    pub every: Duration,
+    /// Echoes per target per round.
+    pub count: u16,
+    /// Spacing between one target's echoes.
+    pub interval: Duration,
+    pub payload_bytes: usize,
+    /// An echo not answered within this is lost.
+    pub timeout: Duration,
+    /// Targets pinged at once.
+    pub concurrency: usize,
+    pub latency_threshold: Duration,
+    pub loss_threshold_percent: f64,
+    pub per_target_keys: bool,
+    /// JSON lines of slow and lost echoes.
+    pub record_file: PathBuf,
+    /// The record is rotated when it grows past this.
+    pub record_max_bytes: u64,
+    /// Rotated records kept (`record_file.1` …).
+    pub record_keep: u32,
+    /// Socket receive buffer, so that thousands of replies at once are not dropped.
+    pub receive_buffer_bytes: usize,
+}
+
+impl Default for PingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            targets: Vec::new(),
+            targets_from_prometheus: false,
+            every: Duration::from_secs(15),
+            count: 10,
+            interval: Duration::from_millis(40),
+            payload_bytes: 16,
+            timeout: Duration::from_secs(1),
+            concurrency: 256,
+            latency_threshold: Duration::from_secs(1),
+            loss_threshold_percent: 0.0,
+            per_target_keys: false,
+            record_file: PathBuf::from("/var/lib/tidb-host-agent/slow-ping.jsonl"),
+            record_max_bytes: 10 * 1024 * 1024,
+            record_keep: 3,
+            receive_buffer_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    File,
+    Unix,
+    Http,
+    Stdout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatKind {
+    Agent,
+    Plain,
+    Json,
+    Prometheus,
+    Falcon,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub kind: SinkKind,
+    /// Defaults to `falcon` for `http`, `agent` otherwise.
+    pub format: Option<FormatKind>,
+    /// File or socket path (`file`, `unix`).
+    pub path: Option<PathBuf>,
+    /// File or socket mode, e.g. 0o644.
+    pub mode: Option<u32>,
+    /// Push URL (`http`).
+    pub url: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// HTTP request timeout, or how long a unix client may stall.
+    pub timeout: Option<Duration>,
+    /// Unix socket: clients served at once; more are turned away.
+    pub max_clients: Option<usize>,
+    /// Falcon `endpoint`; defaults to the host name.
+    pub endpoint: Option<String>,
+}
+
+impl OutputConfig {
+    pub fn format(&self) -> FormatKind {
+        self.format.unwrap_or(match self.kind {
+            SinkKind::Http => FormatKind::Falcon,
+            _ => FormatKind::Agent,
+        })
+    }
+
+    pub fn file_mode(&self) -> u32 {
+        self.mode.unwrap_or(match self.kind {
+            SinkKind::Unix => 0o660,
+            _ => 0o644,
+        })
+    }
+
+    pub fn timeout_or_default(&self) -> std::time::Duration {
+        self.timeout
+            .map(Duration::get)
+            .unwrap_or(match self.kind {
+                SinkKind::Unix => std::time::Duration::from_secs(1),
+                _ => std::time::Duration::from_secs(5),
+            })
+    }
+
+    pub fn max_clients_or_default(&self) -> usize {
+        self.max_clients.unwrap_or(256)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    /// Empty means forwarding is off.
+    pub servers: Vec<ServerConfig>,
+    pub poll_interval: Duration,
+    /// Request timeout per server.
+    pub timeout: Duration,
+    /// Alertmanager matchers, e.g. `severity="critical"`.
+    pub filter: Vec<String>,
+    pub active: bool,
+    pub silenced: bool,
+    pub inhibited: bool,
+    /// Events wait here until every target took them; empty means `<state_dir>/spool`.
+    pub spool_dir: Option<PathBuf>,
+    /// An event still undelivered after this is dropped, with an error log.
+    pub max_age: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Optional webhook receiver, e.g. "127.0.0.1:9096".
+    pub listen: Option<String>,
+    #[serde(rename = "forward")]
+    pub forwards: Vec<ForwardConfig>,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            poll_interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            filter: Vec::new(),
+            active: true,
+            silenced: false,
+            inhibited: false,
+            spool_dir: None,
+            max_age: Duration::from_secs(24 * 3600),
+            retry_initial: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+            listen: None,
+            forwards: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardKind {
+    Exec,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    pub kind: ForwardKind,
+    /// Stable name used in the spool and logs; defaults to `<kind>-<index>`.
+    pub name: Option<String>,
+    /// `exec`: argv, each element a template. Never run through a shell.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// `http`: target URL (a template).
+    pub url: Option<String>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `http`: body template; default is the event JSON.
+    pub body: Option<String>,
+    #[serde(default = "default_forward_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+fn default_forward_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// e.g. "127.0.0.1:9555"; unset means no self-metrics endpoint.
+    pub listen: Option<String>,
+}

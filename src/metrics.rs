@@ -1,0 +1,246 @@
+//! Self-metrics (SPEC §12). Always collected — counting is cheaper than asking whether
+//! anyone listens — and served on `[metrics] listen` only when it is set.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+/// Every self-metric, shared by all tasks.
+pub struct Metrics {
+    registry: Registry,
+    rule_evaluations: Family<Labels, Counter>,
+    query_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    server_up: Family<Labels, Gauge>,
+    failovers: Counter,
+    cycle_duration: Histogram,
+    output_writes: Family<Labels, Counter>,
+    ping_rtt: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    ping_loss: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    forward_deliveries: Family<Labels, Counter>,
+    config_last_reload_successful: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tidb_host_agent");
+        let rule_evaluations = Family::<Labels, Counter>::default();
+        registry.register(
+            "rule_evaluations",
+            "Rule evaluations by result (true, false, unknown, error)",
+            rule_evaluations.clone(),
+        );
+        let query_duration: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "query_duration_seconds",
+            "Duration of PromQL queries per server",
+            query_duration.clone(),
+        );
+        let server_up = Family::<Labels, Gauge>::default();
+        registry.register(
+            "server_up",
+            "1 while a Prometheus server passes its liveness probe",
+            server_up.clone(),
+        );
+        let failovers = Counter::default();
+        registry.register(
+            "failovers",
+            "Queries answered by a server other than the preferred one",
+            failovers.clone(),
+        );
+        let cycle_duration = latency_histogram();
+        registry.register(
+            "cycle_duration_seconds",
+            "Wall time of one evaluation cycle",
+            cycle_duration.clone(),
+        );
+        let output_writes = Family::<Labels, Counter>::default();
+        registry.register(
+            "output_writes",
+            "Snapshot writes per sink and result",
+            output_writes.clone(),
+        );
+        let ping_rtt = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "ping_rtt_avg_seconds",
+            "Average echo round-trip time of the last round per target",
+            ping_rtt.clone(),
+        );
+        let ping_loss = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "ping_loss_ratio",
+            "Lost echoes over sent echoes in the last round per target",
+            ping_loss.clone(),
+        );
+        let forward_deliveries = Family::<Labels, Counter>::default();
+        registry.register(
+            "forward_deliveries",
+            "Alertmanager event deliveries per target and result",
+            forward_deliveries.clone(),
+        );
+        let config_last_reload_successful = Gauge::default();
+        registry.register(
+            "config_last_reload_successful",
+            "1 if the last configuration load or reload succeeded",
+            config_last_reload_successful.clone(),
+        );
+        let build_info = Family::<Labels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Build information",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&labels([("version", env!("CARGO_PKG_VERSION"))]))
+            .set(1);
+        config_last_reload_successful.set(1);
+        Self {
+            registry,
+            rule_evaluations,
+            query_duration,
+            server_up,
+            failovers,
+            cycle_duration,
+            output_writes,
+            ping_rtt,
+            ping_loss,
+            forward_deliveries,
+            config_last_reload_successful,
+        }
+    }
+
+    pub fn rule_evaluation(&self, result: &str) {
+        self.rule_evaluations
+            .get_or_create(&labels([("result", result)]))
+            .inc();
+    }
+
+    pub fn query(&self, server: &str, took: Duration) {
+        self.query_duration
+            .get_or_create(&labels([("server", server)]))
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn server_up(&self, server: &str, up: bool) {
+        self.server_up
+            .get_or_create(&labels([("server", server)]))
+            .set(i64::from(up));
+    }
+
+    pub fn failover(&self) {
+        self.failovers.inc();
+    }
+
+    pub fn cycle(&self, took: Duration) {
+        self.cycle_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn output_write(&self, sink: &str, ok: bool) {
+        self.output_writes
+            .get_or_create(&labels([("sink", sink), ("result", if ok { "ok" } else { "error" })]))
+            .inc();
+    }
+
+    pub fn ping_target(&self, target: &str, rtt_avg: Option<Duration>, loss_ratio: f64) {
+        let l = labels([("target", target)]);
+        self.ping_rtt
+            .get_or_create(&l)
+            .set(rtt_avg.map_or(f64::NAN, |d| d.as_secs_f64()));
+        self.ping_loss.get_or_create(&l).set(loss_ratio);
+    }
+
+    pub fn forward_delivery(&self, target: &str, ok: bool) {
+        self.forward_deliveries
+            .get_or_create(&labels([("target", target), ("result", if ok { "ok" } else { "error" })]))
+            .inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        self.config_last_reload_successful.set(i64::from(ok));
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` on `listen` until `shutdown`.
+pub async fn serve(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    tracing::info!(%listen, "serving self-metrics on /metrics");
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "self-metrics: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let response = if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header(
+                                "content-type",
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )
+                            .body(Full::new(Bytes::from(metrics.encode())))
+                    } else {
+                        Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                    };
+                    Ok::<_, Infallible>(response.unwrap_or_default())
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}

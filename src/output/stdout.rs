@@ -1,0 +1,36 @@
+//! The stdout sink: the snapshot on standard output every cycle (foreground runs, tests).
+
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::format::{self, FormatOptions};
+use super::{FailureLog, Latest, next};
+use crate::config::OutputConfig;
+use crate::metrics::Metrics;
+
+pub async fn run(
+    name: String,
+    config: OutputConfig,
+    options: FormatOptions,
+    mut rx: Latest,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut out = tokio::io::stdout();
+    let mut log = FailureLog::default();
+    while let Some(snapshot) = next(&mut rx, &stop).await {
+        let bytes = format::render(config.format(), &snapshot, &options);
+        let result = async {
+            out.write_all(&bytes).await?;
+            out.flush().await
+        }
+        .await;
+        metrics.output_write(&name, result.is_ok());
+        match result {
+            Ok(()) => log.success(&name),
+            Err(e) => log.failure(&name, format!("cannot write to stdout: {e}")),
+        }
+    }
+}

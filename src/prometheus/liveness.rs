@@ -1,0 +1,51 @@
+//! The liveness probe (SPEC §6): every cycle, `/-/ready` on each server, on its own
+//! task so that a hung server never delays a cycle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::PrometheusPair;
+
+/// Probes every server once, concurrently, and records the results.
+pub async fn probe_all(pair: &PrometheusPair, timeout: Duration, down_after: u32) {
+    let probes = pair.members().iter().map(|m| async move {
+        let result = m.server.probe(timeout).await;
+        (m, result)
+    });
+    for (member, result) in futures::future::join_all(probes).await {
+        let was_down = member.is_down();
+        pair.record_probe(member, result.is_ok(), down_after);
+        match (&result, was_down, member.is_down()) {
+            (Err(e), false, true) => tracing::error!(
+                server = %member.server.name,
+                local = member.local,
+                "Prometheus is down: {e}"
+            ),
+            (Ok(()), true, false) => {
+                tracing::info!(server = %member.server.name, "Prometheus is up again")
+            }
+            (Err(e), _, _) => tracing::debug!(server = %member.server.name, "probe failed: {e}"),
+            _ => {}
+        }
+    }
+}
+
+/// Probes every `every` until `shutdown`.
+pub async fn run(
+    pair: Arc<PrometheusPair>,
+    every: Duration,
+    timeout: Duration,
+    down_after: u32,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => probe_all(&pair, timeout, down_after).await,
+        }
+    }
+}

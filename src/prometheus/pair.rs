@@ -1,0 +1,246 @@
+//! The Prometheus HA pair (SPEC §5): which server to ask, in which order, and how to
+//! combine their answers.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::server::{QueryAnswer, QueryError, Server, ServerError};
+use crate::config::{PrometheusConfig, QueryMode};
+use crate::metrics::Metrics;
+
+/// One server with what the agent knows of its health.
+#[derive(Debug)]
+pub struct Member {
+    pub server: Server,
+    /// Runs on this host (its address resolves to one of ours).
+    pub local: bool,
+    /// Queries may go here. Cleared by any failure, set again by a successful probe,
+    /// so a hung server costs at most one timeout.
+    available: AtomicBool,
+    /// Consecutive failed probes.
+    failed_probes: AtomicU32,
+    /// Failed `down_after` probes in a row.
+    down: AtomicBool,
+}
+
+impl Member {
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
+    }
+}
+
+/// The outcome of one rule's condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    True,
+    False,
+    /// No server could answer.
+    Unknown,
+    /// The query itself is wrong (`bad_data`).
+    RuleError(String),
+}
+
+/// Why a pair query gave no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PairError {
+    #[error("no Prometheus server answered ({0})")]
+    NoAnswer(String),
+    #[error("the query was rejected: {0}")]
+    BadData(String),
+}
+
+pub struct PrometheusPair {
+    /// In preference order: local servers first, then the configured order.
+    members: Vec<Arc<Member>>,
+    mode: QueryMode,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl PrometheusPair {
+    /// Builds the pair; `host_ips` decides which servers are local.
+    pub async fn new(
+        config: &PrometheusConfig,
+        host_ips: &HashSet<IpAddr>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ServerError> {
+        let mut members = Vec::new();
+        for sc in &config.servers {
+            let server = Server::new(sc, config.max_response_bytes)?;
+            let local = match server.host() {
+                Some((host, port)) => resolves_to_any(&host, port, host_ips).await,
+                None => false,
+            };
+            members.push(Arc::new(Member {
+                server,
+                local,
+                available: AtomicBool::new(true),
+                failed_probes: AtomicU32::new(0),
+                down: AtomicBool::new(false),
+            }));
+        }
+        // Stable: keeps the configured order within local and remote servers.
+        members.sort_by_key(|m| !m.local);
+        Ok(Self {
+            members,
+            mode: config.mode,
+            timeout: config.timeout.get(),
+            metrics,
+        })
+    }
+
+    pub fn members(&self) -> &[Arc<Member>] {
+        &self.members
+    }
+
+    pub fn has_local(&self) -> bool {
+        self.members.iter().any(|m| m.local)
+    }
+
+    /// SPEC §6: 1 when a local server is down, or when every server is down.
+    pub fn prometheus_is_down(&self) -> bool {
+        let any_local_down = self.members.iter().any(|m| m.local && m.is_down());
+        let all_down = !self.members.is_empty() && self.members.iter().all(|m| m.is_down());
+        any_local_down || all_down
+    }
+
+    /// Records one liveness probe result for `member`.
+    pub fn record_probe(&self, member: &Member, ok: bool, down_after: u32) {
+        if ok {
+            member.failed_probes.store(0, Ordering::Relaxed);
+            member.down.store(false, Ordering::Relaxed);
+            member.available.store(true, Ordering::Relaxed);
+        } else {
+            let failures = member.failed_probes.fetch_add(1, Ordering::Relaxed) + 1;
+            member.available.store(false, Ordering::Relaxed);
+            if failures >= down_after {
+                member.down.store(true, Ordering::Relaxed);
+            }
+        }
+        self.metrics.server_up(&member.server.name, !member.is_down());
+    }
+
+    /// Evaluates an alert condition under the configured mode, finishing by `deadline`.
+    pub async fn evaluate(&self, expr: &str, deadline: Instant) -> Verdict {
+        match self.mode {
+            QueryMode::Failover => match self.query(expr, deadline).await {
+                Ok(answer) => verdict(&answer),
+                Err(PairError::BadData(e)) => Verdict::RuleError(e),
+                Err(PairError::NoAnswer(_)) => Verdict::Unknown,
+            },
+            QueryMode::Any | QueryMode::All => self.evaluate_everywhere(expr, deadline).await,
+        }
+    }
+
+    /// Asks the preferred available server, failing over down the list.
+    pub async fn query(&self, expr: &str, deadline: Instant) -> Result<QueryAnswer, PairError> {
+        let mut failures = Vec::new();
+        for (i, member) in self.members.iter().enumerate() {
+            if !member.is_available() {
+                continue;
+            }
+            let Some(timeout) = self.budget(deadline) else {
+                failures.push("the cycle deadline passed".to_string());
+                break;
+            };
+            match self.ask(member, expr, timeout).await {
+                Ok(answer) => {
+                    if i > 0 {
+                        self.metrics.failover();
+                    }
+                    return Ok(answer);
+                }
+                Err(QueryError::BadData(e)) => return Err(PairError::BadData(e)),
+                Err(e) => failures.push(format!("{}: {e}", member.server.name)),
+            }
+        }
+        if failures.is_empty() {
+            failures.push("every server is marked down until its next successful probe".into());
+        }
+        Err(PairError::NoAnswer(failures.join("; ")))
+    }
+
+    async fn evaluate_everywhere(&self, expr: &str, deadline: Instant) -> Verdict {
+        let Some(timeout) = self.budget(deadline) else {
+            return Verdict::Unknown;
+        };
+        let asks = self
+            .members
+            .iter()
+            .filter(|m| m.is_available())
+            .map(|m| self.ask(m, expr, timeout));
+        let answers = futures::future::join_all(asks).await;
+        let mut verdicts = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(a) => verdicts.push(!a.series.is_empty()),
+                Err(QueryError::BadData(e)) => return Verdict::RuleError(e),
+                Err(_) => {}
+            }
+        }
+        if verdicts.is_empty() {
+            return Verdict::Unknown;
+        }
+        let fires = match self.mode {
+            QueryMode::All => verdicts.iter().all(|v| *v),
+            _ => verdicts.iter().any(|v| *v),
+        };
+        if fires { Verdict::True } else { Verdict::False }
+    }
+
+    fn budget(&self, deadline: Instant) -> Option<Duration> {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then(|| left.min(self.timeout))
+    }
+
+    async fn ask(
+        &self,
+        member: &Member,
+        expr: &str,
+        timeout: Duration,
+    ) -> Result<QueryAnswer, QueryError> {
+        let started = Instant::now();
+        let result = member.server.query(expr, timeout).await;
+        self.metrics.query(&member.server.name, started.elapsed());
+        if let Err(e) = &result
+            && e.is_server_failure()
+            && member.available.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                server = %member.server.name,
+                "query failed ({e}); skipping this server until its next successful probe"
+            );
+        }
+        result
+    }
+}
+
+fn verdict(answer: &QueryAnswer) -> Verdict {
+    if answer.series.is_empty() {
+        Verdict::False
+    } else {
+        Verdict::True
+    }
+}
+
+async fn resolves_to_any(host: &str, port: u16, ips: &HashSet<IpAddr>) -> bool {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return ips.contains(&ip);
+    }
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs.into_iter().any(|a| ips.contains(&a.ip())),
+        Err(e) => {
+            tracing::warn!(host, "cannot resolve a Prometheus host: {e}");
+            false
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! One HTTP API server (Prometheus, or anything that speaks its query API: Thanos
+//! Query, VictoriaMetrics, Mimir). Path prefixes, auth, CA and headers come from the
+//! config; secrets are read from files and never logged.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use crate::config::ServerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot read {what} file {path}: {source}")]
+    SecretFile {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid CA file {path}: {why}")]
+    CaFile { path: String, why: String },
+    #[error("invalid header `{0}`")]
+    Header(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("invalid URL `{0}`")]
+    Url(String),
+}
+
+/// Why a request to a server failed. Every variant is a failure of the server, except
+/// `BadData`, which is the query's fault.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("response larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("not a Prometheus API response: {0}")]
+    Garbage(String),
+    #[error("{error_type}: {error}")]
+    Api { error_type: String, error: String },
+    /// The server rejected the query itself: a rule error, not a server failure.
+    #[error("bad_data: {0}")]
+    BadData(String),
+}
+
+impl QueryError {
+    pub fn is_server_failure(&self) -> bool {
+        !matches!(self, QueryError::BadData(_))
+    }
+}
+
+/// One sample of an instant vector: its labels.
+pub type Labels = BTreeMap<String, String>;
+
+/// A query's answer, reduced to what the agent needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryAnswer {
+    /// Labels of each series in the vector.
+    pub series: Vec<Labels>,
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<ApiData>,
+    #[serde(rename = "errorType", default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    #[serde(default)]
+    metric: Labels,
+}
+
+/// A configured server, ready to query.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The URL as configured, without credentials: safe for logs and metrics.
+    pub name: String,
+    base: reqwest::Url,
+    client: reqwest::Client,
+    basic_auth: Option<(String, Option<String>)>,
+    max_body: u64,
+}
+
+impl Server {
+    pub fn new(config: &ServerConfig, max_body: u64) -> Result<Self, ServerError> {
+        let mut base =
+            reqwest::Url::parse(&config.url).map_err(|_| ServerError::Url(config.url.clone()))?;
+        // Credentials in the URL are honoured but kept out of the name.
+        let mut name_url = base.clone();
+        let _ = name_url.set_username("");
+        let _ = name_url.set_password(None);
+        let name = name_url.as_str().trim_end_matches('/').to_string();
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+
+        let mut headers = HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| ServerError::Header(k.clone()))?;
+            let mut value =
+                HeaderValue::from_str(v).map_err(|_| ServerError::Header(k.clone()))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        if let Some(path) = &config.bearer_token_file {
+            let token = read_secret("bearer token", path)?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ServerError::Header("Authorization".into()))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let basic_auth = match &config.basic_auth_user {
+            Some(user) => Some((
+                user.clone(),
+                match &config.basic_auth_password_file {
+                    Some(p) => Some(read_secret("basic auth password", p)?),
+                    None => None,
+                },
+            )),
+            None => None,
+        };
+
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .pool_max_idle_per_host(8)
+            .tcp_nodelay(true);
+        if let Some(path) = &config.ca_file {
+            builder = add_ca(builder, path)?;
+        }
+        let client = builder
+            .build()
+            .map_err(|e| ServerError::Client(e.to_string()))?;
+        Ok(Self {
+            name,
+            base,
+            client,
+            basic_auth,
+            max_body,
+        })
+    }
+
+    /// The host part of the URL, for deciding whether the server is local.
+    pub fn host(&self) -> Option<(String, u16)> {
+        let host = self.base.host_str()?.trim_matches(['[', ']']).to_string();
+        Some((host, self.base.port_or_known_default()?))
+    }
+
+    fn endpoint(&self, path: &str) -> Result<reqwest::Url, QueryError> {
+        self.base
+            .join(path)
+            .map_err(|e| QueryError::Transport(format!("bad URL: {e}")))
+    }
+
+    fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.basic_auth {
+            Some((user, password)) => request.basic_auth(user, password.as_ref()),
+            None => request,
+        }
+    }
+
+    /// An instant query: `POST /api/v1/query` with a form body.
+    pub async fn query(&self, expr: &str, timeout: Duration) -> Result<QueryAnswer, QueryError> {
+        let url = self.endpoint("api/v1/query")?;
+        let timeout_param = format!("{}ms", timeout.as_millis().max(1));
+        let request = self
+            .with_auth(self.client.post(url))
+            .form(&[("query", expr), ("timeout", &timeout_param)])
+            .timeout(timeout);
+        let work = async {
+            let response = request.send().await.map_err(|e| transport(&e, timeout))?;
+            let status = response.status();
+            let bytes = read_capped(response, self.max_body, timeout).await?;
+            parse_answer(status.as_u16(), &bytes)
+        };
+        // reqwest's timeout covers the body too, but a hard bound keeps the promise
+        // even if a server trickles bytes.
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(QueryError::Timeout(timeout)))
+    }
+
+    /// Liveness: `GET /-/ready`, falling back to `/-/healthy` when the server has no
+    /// readiness endpoint (404).
+    pub async fn probe(&self, timeout: Duration) -> Result<(), QueryError> {
+        let work = async {
+            for path in ["-/ready", "-/healthy"] {
+                let url = self.endpoint(path)?;
+                let response = self
+                    .with_auth(self.client.get(url))
+                    .timeout(timeout)
+                    .send()
+                    .await
+                    .map_err(|e| transport(&e, timeout))?;
+                let status = response.status();
+                if status.is_success() {
+                    return Ok(());
+                }
+                if status.as_u16() != 404 {
+                    return Err(QueryError::Status(status.as_u16()));
+                }
+            }
+            Err(QueryError::Status(404))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(QueryError::Timeout(timeout)))
+    }
+}
+
+fn transport(e: &reqwest::Error, timeout: Duration) -> QueryError {
+    if e.is_timeout() {
+        QueryError::Timeout(timeout)
+    } else {
+        QueryError::Transport(crate::output::error_chain(e))
+    }
+}
+
+async fn read_capped(
+    mut response: reqwest::Response,
+    max: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, QueryError> {
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(QueryError::TooLarge(max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e, timeout))? {
+        if body.len() as u64 + chunk.len() as u64 > max {
+            return Err(QueryError::TooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads a Prometheus API response. Pure, so every malformed answer is testable.
+pub fn parse_answer(status: u16, body: &[u8]) -> Result<QueryAnswer, QueryError> {
+    let parsed: Result<ApiResponse, _> = serde_json::from_slice(body);
+    let response = match parsed {
+        Ok(r) => r,
+        Err(e) if (200..300).contains(&status) || status == 400 || status == 422 => {
+            return Err(QueryError::Garbage(e.to_string()));
+        }
+        Err(_) => return Err(QueryError::Status(status)),
+    };
+    if response.status != "success" {
+        let error_type = response.error_type.unwrap_or_default();
+        let error = response.error.unwrap_or_default();
+        return Err(if error_type == "bad_data" {
+            QueryError::BadData(error)
+        } else if status >= 500 && error_type.is_empty() {
+            QueryError::Status(status)
+        } else {
+            QueryError::Api { error_type, error }
+        });
+    }
+    if status >= 300 {
+        return Err(QueryError::Status(status));
+    }
+    let data = response
+        .data
+        .ok_or_else(|| QueryError::Garbage("no data in a success response".into()))?;
+    match data.result_type.as_str() {
+        "vector" => {
+            let samples: Vec<VectorSample> = serde_json::from_value(data.result)
+                .map_err(|e| QueryError::Garbage(format!("bad vector: {e}")))?;
+            Ok(QueryAnswer {
+                series: samples.into_iter().map(|s| s.metric).collect(),
+            })
+        }
+        // An alert condition must be a vector; a scalar or string is the rule's fault.
+        other => Err(QueryError::BadData(format!(
+            "the expression returns a {other}, but a rule needs an instant vector"
+        ))),
+    }
+}
+
+fn read_secret(what: &'static str, path: &std::path::Path) -> Result<String, ServerError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+        .map_err(|source| ServerError::SecretFile {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+fn add_ca(
+    builder: reqwest::ClientBuilder,
+    path: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, ServerError> {
+    let ca_error = |why: String| ServerError::CaFile {
+        path: path.display().to_string(),
+        why,
+    };
+    #[cfg(feature = "tls")]
+    {
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_error("no PEM certificate in it".into()));
+        }
+        Ok(certs
+            .into_iter()
+            .fold(builder, |b, c| b.add_root_certificate(c)))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = builder;
+        Err(ca_error("this build has no TLS support (feature `tls`)".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_answers() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"instance":"a:1"},"value":[1,"1"]}]}}"#;
+        let a = parse_answer(200, body).unwrap();
+        assert_eq!(a.series.len(), 1);
+        assert_eq!(a.series[0]["instance"], "a:1");
+        let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert!(parse_answer(200, empty).unwrap().series.is_empty());
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert!(matches!(parse_answer(400, bad), Err(QueryError::BadData(_))));
+        let exec = br#"{"status":"error","errorType":"execution","error":"boom"}"#;
+        let e = parse_answer(422, exec).unwrap_err();
+        assert!(e.is_server_failure());
+        assert!(matches!(parse_answer(502, b"<html>"), Err(QueryError::Status(502))));
+        assert!(matches!(parse_answer(200, b"garbage"), Err(QueryError::Garbage(_))));
+        assert!(matches!(
+            parse_answer(200, br#"{"status":"success","data":{"resultType":"vector","result":[{"met"#),
+            Err(QueryError::Garbage(_))
+        ));
+        let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#;
+        assert!(matches!(parse_answer(200, scalar), Err(QueryError::BadData(_))));
+    }
+
+    #[test]
+    fn names_hide_credentials_and_prefixes_work() {
+        let s = Server::new(
+            &ServerConfig::from_url("http://user:secret@10.0.1.5:9090/thanos"),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(s.name, "http://10.0.1.5:9090/thanos");
+        assert_eq!(
+            s.endpoint("api/v1/query").unwrap().as_str(),
+            "http://user:secret@10.0.1.5:9090/thanos/api/v1/query"
+        );
+        assert_eq!(s.host(), Some(("10.0.1.5".into(), 9090)));
+    }
+}

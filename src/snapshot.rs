@@ -1,0 +1,82 @@
+//! The snapshot: every key this host reports, with its value and why. Built once per
+//! cycle and handed, whole, to every sink.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Where a key stands in its rule's `for` state machine (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// The condition is false.
+    Ok,
+    /// The condition is true but has not lasted `for` yet.
+    Pending,
+    /// The condition has lasted `for`: the value is 1.
+    Firing,
+    /// No server could answer; the value follows `on_no_data`.
+    Unknown,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Ok => "ok",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for AlertState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One key's line in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    /// 0 or 1, never anything else (SPEC §1).
+    pub value: u8,
+    pub level: String,
+    pub component: String,
+    pub state: AlertState,
+    /// When the current state began, if known.
+    pub since: Option<Timestamp>,
+}
+
+/// Everything one cycle reports, sorted by key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub host: String,
+    pub timestamp: Timestamp,
+    /// Seconds between cycles, for formats that carry a step (falcon).
+    pub step_secs: u64,
+    pub entries: Vec<Entry>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot, sorting the entries and keeping the first of any duplicate key.
+    pub fn new(host: String, timestamp: Timestamp, step_secs: u64, mut entries: Vec<Entry>) -> Self {
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.dedup_by(|b, a| a.key == b.key);
+        Self {
+            host,
+            timestamp,
+            step_secs,
+            entries,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.key.as_str().cmp(key))
+            .ok()
+            .and_then(|i| self.entries.get(i))
+    }
+}

@@ -1,0 +1,371 @@
+//! The daemon's sinks and lifecycle, end to end with the real binary (issue 2):
+//! atomic file rewrites, the unix socket under load, independent sinks, SIGHUP, SIGTERM,
+//! and node_exporter's textfile collector reading the `prometheus` format.
+//!
+//! Prometheus itself is not the subject here: the configured server refuses
+//! connections, so the snapshot holds `Prometheus_is_down = 1` and the fixed component's
+//! keys at `on_no_data = "zero"`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use support::{Agent, free_port, http_get, parse_plain, wait_for};
+
+fn base_config(interval: &str, metrics_port: u16, outputs: &str) -> String {
+    format!(
+        r#"
+[agent]
+interval = "{interval}"
+state_dir = "{{dir}}/state"
+
+[host]
+addresses = ["127.0.0.1"]
+components = ["tikv"]
+cluster_reporter = false
+
+[prometheus]
+# Nothing listens here: every query and probe is refused at once.
+servers = ["http://127.0.0.1:1"]
+down_after = 1
+on_no_data = "zero"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+{outputs}
+"#
+    )
+}
+
+/// How many successful writes `sink` has made, from the agent's self-metrics.
+fn writes(metrics_port: u16, sink: &str) -> u64 {
+    let Some(body) = http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics") else {
+        return 0;
+    };
+    let needle = format!("sink=\"{sink}\"");
+    body.lines()
+        .filter(|l| l.starts_with("tidb_host_agent_output_writes_total") && l.contains(&needle) && l.contains("result=\"ok\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+fn agent_line_ok(line: &str) -> bool {
+    let mut parts = line.split('|');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(m), Some(v), Some("type=gauge"), Some(t), None)
+            if m.starts_with("metric=TiDB.") && (v == "value=0" || v == "value=1") && t.starts_with("tags=status:")
+    )
+}
+
+#[test]
+fn a_reader_never_sees_a_partial_or_empty_file_over_1000_rewrites() {
+    let port = free_port("127.0.0.1");
+    let agent = Agent::start(&base_config(
+        "2ms",
+        port,
+        r#"
+[[output]]
+kind = "file"
+path = "{dir}/alerts.txt"
+"#,
+    ));
+    let path = agent.path("alerts.txt");
+    let sink = format!("file:{}", path.display());
+    wait_for(Duration::from_secs(20), "the first file", || path.exists().then_some(()));
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (path, done) = (path.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut line_counts = BTreeSet::new();
+            while !done.load(Ordering::Relaxed) {
+                let text = std::fs::read_to_string(&path).expect("the file is always there");
+                assert!(!text.is_empty(), "read an empty file");
+                assert!(text.ends_with('\n'), "read a partial file: {text:?}");
+                for line in text.lines() {
+                    assert!(agent_line_ok(line), "read a broken line: {line:?}");
+                }
+                line_counts.insert(text.lines().count());
+                reads += 1;
+            }
+            (reads, line_counts)
+        })
+    };
+    let start_writes = writes(port, &sink);
+    wait_for(Duration::from_secs(120), "1000 rewrites", || {
+        (writes(port, &sink) >= start_writes + 1000).then_some(())
+    });
+    done.store(true, Ordering::Relaxed);
+    let (reads, line_counts) = reader.join().expect("the reader saw only whole files");
+    assert!(reads > 1000, "the reader polled only {reads} times");
+    // Every read held the same, whole set of keys.
+    assert_eq!(line_counts.len(), 1, "{line_counts:?}");
+    eprintln!("{reads} reads during {} rewrites", writes(port, &sink) - start_writes);
+}
+
+#[test]
+fn unix_socket_serves_200_concurrent_clients_and_stalled_ones_do_not_delay_cycles() {
+    let port = free_port("127.0.0.1");
+    let mut agent = Agent::start(&base_config(
+        "200ms",
+        port,
+        r#"
+[[output]]
+kind = "unix"
+format = "plain"
+path = "{dir}/alerts.sock"
+timeout = "500ms"
+max_clients = 256
+
+[[output]]
+kind = "file"
+format = "json"
+path = "{dir}/alerts.json"
+"#,
+    ));
+    let sock = agent.path("alerts.sock");
+    let json = agent.path("alerts.json");
+    wait_for(Duration::from_secs(20), "the socket", || {
+        UnixStream::connect(&sock).ok().map(|_| ())
+    });
+
+    // The whole snapshot, as one client reads it.
+    let read_all = |sock: &std::path::Path| -> String {
+        let mut s = UnixStream::connect(sock).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read to EOF");
+        text
+    };
+    let reference = read_all(&sock);
+    let keys = parse_plain(&reference);
+    assert!(keys.iter().any(|(k, v)| k == "TiDB.prometheus.Prometheus_is_down" && *v == 1), "{reference}");
+    assert!(keys.iter().any(|(k, _)| k == "TiDB.tikv.TiKV_server_is_down"), "{reference}");
+
+    let barrier = Arc::new(Barrier::new(200));
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            let (sock, barrier) = (sock.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut s = UnixStream::connect(&sock).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut text = String::new();
+                s.read_to_string(&mut text).expect("read to EOF");
+                text
+            })
+        })
+        .collect();
+    for c in clients {
+        let text = c.join().expect("client thread");
+        assert_eq!(parse_plain(&text).len(), keys.len(), "incomplete snapshot: {text:?}");
+        assert!(text.ends_with('\n'));
+    }
+
+    // Clients that connect and never read, nor close.
+    let stalled: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(&sock).expect("connect"))
+        .collect();
+    let timestamp = |path: &std::path::Path| -> Option<String> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["timestamp"].as_str().map(str::to_string)
+    };
+    // Cycles go on: the snapshot's timestamp keeps advancing while they hang on.
+    let mut seen = BTreeSet::new();
+    wait_for(Duration::from_secs(15), "three new cycle timestamps", || {
+        if let Some(t) = timestamp(&json) {
+            seen.insert(t);
+        }
+        (seen.len() >= 3).then_some(())
+    });
+    // A fresh client is still served in full.
+    assert_eq!(parse_plain(&read_all(&sock)).len(), keys.len());
+    drop(stalled);
+
+    agent.signal("TERM");
+    let started = Instant::now();
+    let status = agent.wait_exit(Duration::from_secs(10)).expect("the agent exits after SIGTERM");
+    eprintln!("exited {status:?} in {:?}", started.elapsed());
+    assert!(status.success(), "{status:?}\n{}", agent.log_text());
+    assert!(!support::exists(&sock), "the socket is gone after SIGTERM");
+}
+
+#[test]
+fn a_read_only_sink_directory_leaves_others_writing_and_recovers() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port("127.0.0.1");
+    let config = base_config(
+        "100ms",
+        port,
+        r#"
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/ro/alerts.txt"
+
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/rw/alerts.txt"
+"#,
+    );
+    // Root writes through permission bits, so a root test runs the agent as nobody.
+    let agent = Agent::start_with(&config, true);
+    // The temp dir is private to root: let nobody in.
+    let dir = agent.dir.path();
+    for sub in ["", "ro", "rw", "state"] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let ro = dir.join("ro");
+    let ro_file = ro.join("alerts.txt");
+    let rw_file = dir.join("rw/alerts.txt");
+    wait_for(Duration::from_secs(20), "both files", || {
+        (ro_file.exists() && rw_file.exists()).then_some(())
+    });
+    let before = std::fs::read_to_string(&ro_file).unwrap();
+
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let sink_ro = format!("file:{}", ro_file.display());
+    let sink_rw = format!("file:{}", rw_file.display());
+    let rw_before = writes(port, &sink_rw);
+    let failed = |port| -> u64 {
+        http_get(&format!("127.0.0.1:{port}"), "/metrics")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("sink=\"{sink_ro}\"")) && l.contains("result=\"error\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    };
+    wait_for(Duration::from_secs(20), "failed writes to the read-only directory", || {
+        (failed(port) >= 3).then_some(())
+    });
+    // The other sink kept writing meanwhile, and the old file is intact.
+    assert!(writes(port, &sink_rw) > rw_before + 2);
+    assert_eq!(std::fs::read_to_string(&ro_file).unwrap(), before);
+
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ok_before = writes(port, &sink_ro);
+    wait_for(Duration::from_secs(20), "the sink to recover", || {
+        (writes(port, &sink_ro) > ok_before).then_some(())
+    });
+}
+
+#[test]
+fn sighup_keeps_the_old_config_when_broken_and_applies_a_valid_one() {
+    let port = free_port("127.0.0.1");
+    let outputs = r#"
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/alerts.txt"
+"#;
+    let mut agent = Agent::start(&base_config("100ms", port, outputs));
+    let file = agent.path("alerts.txt");
+    let keys = |file: &std::path::Path| -> Vec<String> {
+        parse_plain(&std::fs::read_to_string(file).unwrap_or_default())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    wait_for(Duration::from_secs(20), "the first snapshot", || {
+        (!keys(&file).is_empty()).then_some(())
+    });
+    assert!(keys(&file).iter().all(|k| k.starts_with("TiDB.")));
+    let dir = agent.dir.path().display().to_string();
+
+    std::fs::write(&agent.config, "[agent\nbroken").unwrap();
+    agent.signal("HUP");
+    wait_for(Duration::from_secs(10), "the reload to be refused", || {
+        agent.log_text().contains("reload refused").then_some(())
+    });
+    let metric = |port| {
+        http_get(&format!("127.0.0.1:{port}"), "/metrics")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("tidb_host_agent_config_last_reload_successful"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    assert!(metric(port).ends_with(" 0"), "{}", metric(port));
+    // Still running, still the old keys.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.wait_exit(Duration::from_millis(10)).is_none());
+    assert!(keys(&file).iter().all(|k| k.starts_with("TiDB.")));
+
+    let changed = base_config("100ms", port, outputs)
+        .replace("[agent]", "[agent]\nproduct = \"Acme\"")
+        .replace("{dir}", &dir);
+    std::fs::write(&agent.config, changed).unwrap();
+    agent.signal("HUP");
+    wait_for(Duration::from_secs(10), "keys with the new product", || {
+        let k = keys(&file);
+        (!k.is_empty() && k.iter().all(|k| k.starts_with("Acme."))).then_some(())
+    });
+    assert!(metric(port).ends_with(" 1"), "{}", metric(port));
+}
+
+#[test]
+fn node_exporter_textfile_collector_exposes_the_keys() {
+    let Some(node_exporter) = ["/usr/bin/prometheus-node-exporter", "/usr/bin/node_exporter"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        panic!("prometheus-node-exporter is not installed; scripts/test.sh installs it");
+    };
+    let port = free_port("127.0.0.1");
+    let agent = Agent::start(&base_config(
+        "200ms",
+        port,
+        r#"
+[[output]]
+kind = "file"
+format = "prometheus"
+path = "{dir}/textfile/tidb_host_agent.prom"
+"#,
+    ));
+    let textfile = agent.path("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
+    wait_for(Duration::from_secs(20), "the .prom file", || {
+        textfile.join("tidb_host_agent.prom").exists().then_some(())
+    });
+    let ne_port = free_port("127.0.0.1");
+    let mut ne = support::ChildGuard(
+        std::process::Command::new(node_exporter)
+            .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
+            .arg(format!("--collector.textfile.directory={}", textfile.display()))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start node_exporter"),
+    );
+    let body = wait_for(Duration::from_secs(20), "node_exporter's /metrics", || {
+        http_get(&format!("127.0.0.1:{ne_port}"), "/metrics")
+            .filter(|b| b.contains("tidb_host_agent_alert"))
+    });
+    assert!(
+        body.lines().any(|l| l == r#"tidb_host_agent_alert{component="prometheus",key="TiDB.prometheus.Prometheus_is_down",level="critical"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.lines().any(|l| l.starts_with(r#"tidb_host_agent_alert{component="tikv",key="TiDB.tikv.TiKV_server_is_down",level="emergency"}"#)),
+        "{body}"
+    );
+    // No parse error of our file.
+    assert!(body.lines().any(|l| l == "node_textfile_scrape_error 0"), "{body}");
+    ne.kill();
+}
