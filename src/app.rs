@@ -26,6 +26,7 @@ use crate::snapshot::{AlertState, Entry, Snapshot};
 
 /// Exit codes of SPEC §10.
 pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 78;
 
 /// SIGTERM to exit must take less than this (SPEC §12 gives 5 s).
@@ -67,7 +68,8 @@ impl Agent {
     pub async fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, AppError> {
         let addresses = addresses::host_addresses(&config.host.addresses);
         let host_ips = addresses::local_ips(&addresses);
-        let pair = Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
+        let pair =
+            Arc::new(PrometheusPair::new(&config.prometheus, &host_ips, metrics.clone()).await?);
         let plan = crate::plan::Plan::build(&config, &addresses).map_err(AppError::Rules)?;
         let now = Timestamp::now();
         let state_path = state::path_in(&config.agent.state_dir);
@@ -163,7 +165,8 @@ impl Agent {
                 }
             }
         }
-        self.sticky.present(now, self.config.host.component_ttl.get())
+        self.sticky
+            .present(now, self.config.host.component_ttl.get())
     }
 
     /// One cycle: detection when due, every rule, the computed keys.
@@ -180,7 +183,11 @@ impl Agent {
             value: u8::from(down),
             level: self.prometheus_level.clone(),
             component: "prometheus".into(),
-            state: if down { AlertState::Firing } else { AlertState::Ok },
+            state: if down {
+                AlertState::Firing
+            } else {
+                AlertState::Ok
+            },
             since: None,
         });
         for rx in &self.extra_entries {
@@ -233,7 +240,12 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
     };
     let tracker = TaskTracker::new();
-    if let Some(listen) = config.metrics.listen.as_deref().and_then(|l| l.parse().ok()) {
+    if let Some(listen) = config
+        .metrics
+        .listen
+        .as_deref()
+        .and_then(|l| l.parse().ok())
+    {
         let (m, stop) = (metrics.clone(), root.clone());
         tracker.spawn(async move {
             if let Err(e) = crate::metrics::serve(listen, m, stop).await {
@@ -280,9 +292,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
         let mut ticker = tokio::time::interval(config.agent.interval.get());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watchdog = tokio::time::interval(
-            notify::watchdog_period().unwrap_or(Duration::from_secs(3600)),
-        );
+        let mut watchdog =
+            tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
         loop {
             tokio::select! {
                 biased;
@@ -365,6 +376,41 @@ pub async fn once(config: Config, format_kind: FormatKind) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `explain`: every key with its scope, `for` and level, and the PromQL sent for this host,
+/// or for `addresses` when given.
+pub fn explain(path: &Path, config: &Config, addresses: &[String]) -> ExitCode {
+    let rules = match crate::rules::load(&crate::plan::load_options(config)) {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let host = if addresses.is_empty() {
+        let own = addresses::host_addresses(&config.host.addresses);
+        crate::promql::HostScope::new(&config.host.label, &own).map_err(|e| {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        })
+    } else {
+        crate::promql::HostScope::new(&config.host.label, addresses).map_err(|e| {
+            eprintln!("--address: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })
+    };
+    let host = match host {
+        Ok(host) => host,
+        Err(code) => return code,
+    };
+    let text = crate::rules::explain(&rules, &host);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_RUNTIME),
+    }
+}
+
 /// `check [--connect]`.
 pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
     let addresses = addresses::host_addresses(&config.host.addresses);
@@ -400,10 +446,16 @@ pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
             .probe(config.prometheus.probe_timeout.get())
             .await
         {
-            Ok(()) => println!("server {} (local: {}): up", member.server.name, member.local),
+            Ok(()) => println!(
+                "server {} (local: {}): up",
+                member.server.name, member.local
+            ),
             Err(e) => {
                 failed = true;
-                println!("server {} (local: {}): DOWN: {e}", member.server.name, member.local);
+                println!(
+                    "server {} (local: {}): DOWN: {e}",
+                    member.server.name, member.local
+                );
             }
         }
     }

@@ -31,6 +31,12 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Print each key with its scope, `for` and level, and the exact PromQL it sends.
+    Explain {
+        /// Host address to scope the queries to, instead of this host's; may repeat.
+        #[arg(long = "address", value_name = "A")]
+        addresses: Vec<String>,
+    },
     /// Run one cycle, print the snapshot, exit (a drop-in for the old cron script).
     Once {
         /// Output format.

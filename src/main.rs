@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             logging::init_stderr();
             runtime.block_on(app::check(&cli.config, config, connect))
         }
+        Command::Explain { addresses } => app::explain(&cli.config, &config, &addresses),
         Command::Once { format } => {
             logging::init_stderr();
             runtime.block_on(app::once(config, format.into()))
