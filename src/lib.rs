@@ -11,7 +11,7 @@
 //! - [`evaluation`]: the `for` state machine, the cycle, the state file.
 //! - [`snapshot`]: the keys, values and states one cycle reports.
 //! - [`output`]: formats and sinks.
-//! - [`metrics`]: self-metrics.
+//! - [`metrics`]: self-metrics (always counted, served when configured).
 //! - [`lifecycle`]: logging, signals, systemd notify.
 //! - [`app`]: builds every task from the config; reload and shutdown.
 //! - [`cli`]: clap definitions.

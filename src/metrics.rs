@@ -25,7 +25,9 @@ fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
 }
 
 /// Every self-metric, shared by all tasks.
@@ -114,11 +116,7 @@ impl Metrics {
             config_last_reload_successful.clone(),
         );
         let build_info = Family::<Labels, Gauge>::default();
-        registry.register(
-            "build_info",
-            "Build information",
-            build_info.clone(),
-        );
+        registry.register("build_info", "Build information", build_info.clone());
         build_info
             .get_or_create(&labels([("version", env!("CARGO_PKG_VERSION"))]))
             .set(1);
@@ -166,7 +164,10 @@ impl Metrics {
 
     pub fn output_write(&self, sink: &str, ok: bool) {
         self.output_writes
-            .get_or_create(&labels([("sink", sink), ("result", if ok { "ok" } else { "error" })]))
+            .get_or_create(&labels([
+                ("sink", sink),
+                ("result", if ok { "ok" } else { "error" }),
+            ]))
             .inc();
     }
 
@@ -180,7 +181,10 @@ impl Metrics {
 
     pub fn forward_delivery(&self, target: &str, ok: bool) {
         self.forward_deliveries
-            .get_or_create(&labels([("target", target), ("result", if ok { "ok" } else { "error" })]))
+            .get_or_create(&labels([
+                ("target", target),
+                ("result", if ok { "ok" } else { "error" }),
+            ]))
             .inc();
     }
 

@@ -62,7 +62,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot, sorting the entries and keeping the first of any duplicate key.
-    pub fn new(host: String, timestamp: Timestamp, step_secs: u64, mut entries: Vec<Entry>) -> Self {
+    pub fn new(
+        host: String,
+        timestamp: Timestamp,
+        step_secs: u64,
+        mut entries: Vec<Entry>,
+    ) -> Self {
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         entries.dedup_by(|b, a| a.key == b.key);
         Self {

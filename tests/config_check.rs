@@ -27,14 +27,19 @@ fn every_invalid_fixture_gives_its_exact_message_and_exit_78() {
     let mut failures = Vec::new();
     for path in entries {
         let out = agent().arg("check").arg("-c").arg(&path).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "{file}");
+        let stderr =
+            String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "{file}");
         let expected_path = path.with_extension("expected");
         if std::env::var_os("UPDATE_EXPECTED").is_some() {
             std::fs::write(&expected_path, &stderr).unwrap();
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if out.status.code() != Some(78) {
-            failures.push(format!("{}: exit {:?}, want 78", path.display(), out.status.code()));
+            failures.push(format!(
+                "{}: exit {:?}, want 78",
+                path.display(),
+                out.status.code()
+            ));
         }
         if stderr != expected {
             failures.push(format!(
@@ -51,7 +56,12 @@ fn every_invalid_fixture_gives_its_exact_message_and_exit_78() {
 #[test]
 fn the_example_config_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
-    let out = agent().arg("check").arg("-c").arg(&example).output().unwrap();
+    let out = agent()
+        .arg("check")
+        .arg("-c")
+        .arg(&example)
+        .output()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -50,7 +50,11 @@ fn writes(metrics_port: u16, sink: &str) -> u64 {
     };
     let needle = format!("sink=\"{sink}\"");
     body.lines()
-        .filter(|l| l.starts_with("tidb_host_agent_output_writes_total") && l.contains(&needle) && l.contains("result=\"ok\""))
+        .filter(|l| {
+            l.starts_with("tidb_host_agent_output_writes_total")
+                && l.contains(&needle)
+                && l.contains("result=\"ok\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
@@ -79,7 +83,9 @@ path = "{dir}/alerts.txt"
     ));
     let path = agent.path("alerts.txt");
     let sink = format!("file:{}", path.display());
-    wait_for(Duration::from_secs(20), "the first file", || path.exists().then_some(()));
+    wait_for(Duration::from_secs(20), "the first file", || {
+        path.exists().then_some(())
+    });
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -109,7 +115,10 @@ path = "{dir}/alerts.txt"
     assert!(reads > 1000, "the reader polled only {reads} times");
     // Every read held the same, whole set of keys.
     assert_eq!(line_counts.len(), 1, "{line_counts:?}");
-    eprintln!("{reads} reads during {} rewrites", writes(port, &sink) - start_writes);
+    eprintln!(
+        "{reads} reads during {} rewrites",
+        writes(port, &sink) - start_writes
+    );
 }
 
 #[test]
@@ -148,8 +157,16 @@ path = "{dir}/alerts.json"
     };
     let reference = read_all(&sock);
     let keys = parse_plain(&reference);
-    assert!(keys.iter().any(|(k, v)| k == "TiDB.prometheus.Prometheus_is_down" && *v == 1), "{reference}");
-    assert!(keys.iter().any(|(k, _)| k == "TiDB.tikv.TiKV_server_is_down"), "{reference}");
+    assert!(
+        keys.iter()
+            .any(|(k, v)| k == "TiDB.prometheus.Prometheus_is_down" && *v == 1),
+        "{reference}"
+    );
+    assert!(
+        keys.iter()
+            .any(|(k, _)| k == "TiDB.tikv.TiKV_server_is_down"),
+        "{reference}"
+    );
 
     let barrier = Arc::new(Barrier::new(200));
     let clients: Vec<_> = (0..200)
@@ -167,7 +184,11 @@ path = "{dir}/alerts.json"
         .collect();
     for c in clients {
         let text = c.join().expect("client thread");
-        assert_eq!(parse_plain(&text).len(), keys.len(), "incomplete snapshot: {text:?}");
+        assert_eq!(
+            parse_plain(&text).len(),
+            keys.len(),
+            "incomplete snapshot: {text:?}"
+        );
         assert!(text.ends_with('\n'));
     }
 
@@ -182,19 +203,25 @@ path = "{dir}/alerts.json"
     };
     // Cycles go on: the snapshot's timestamp keeps advancing while they hang on.
     let mut seen = BTreeSet::new();
-    wait_for(Duration::from_secs(15), "three new cycle timestamps", || {
-        if let Some(t) = timestamp(&json) {
-            seen.insert(t);
-        }
-        (seen.len() >= 3).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "three new cycle timestamps",
+        || {
+            if let Some(t) = timestamp(&json) {
+                seen.insert(t);
+            }
+            (seen.len() >= 3).then_some(())
+        },
+    );
     // A fresh client is still served in full.
     assert_eq!(parse_plain(&read_all(&sock)).len(), keys.len());
     drop(stalled);
 
     agent.signal("TERM");
     let started = Instant::now();
-    let status = agent.wait_exit(Duration::from_secs(10)).expect("the agent exits after SIGTERM");
+    let status = agent
+        .wait_exit(Duration::from_secs(10))
+        .expect("the agent exits after SIGTERM");
     eprintln!("exited {status:?} in {:?}", started.elapsed());
     assert!(status.success(), "{status:?}\n{}", agent.log_text());
     assert!(!support::exists(&sock), "the socket is gone after SIGTERM");
@@ -244,14 +271,18 @@ path = "{dir}/rw/alerts.txt"
         http_get(&format!("127.0.0.1:{port}"), "/metrics")
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains(&format!("sink=\"{sink_ro}\"")) && l.contains("result=\"error\""))
+            .filter(|l| {
+                l.contains(&format!("sink=\"{sink_ro}\"")) && l.contains("result=\"error\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .map(|v| v as u64)
             .sum()
     };
-    wait_for(Duration::from_secs(20), "failed writes to the read-only directory", || {
-        (failed(port) >= 3).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "failed writes to the read-only directory",
+        || (failed(port) >= 3).then_some(()),
+    );
     // The other sink kept writing meanwhile, and the old file is intact.
     assert!(writes(port, &sink_rw) > rw_before + 2);
     assert_eq!(std::fs::read_to_string(&ro_file).unwrap(), before);
@@ -319,10 +350,12 @@ path = "{dir}/alerts.txt"
 
 #[test]
 fn node_exporter_textfile_collector_exposes_the_keys() {
-    let Some(node_exporter) = ["/usr/bin/prometheus-node-exporter", "/usr/bin/node_exporter"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
+    let Some(node_exporter) = [
+        "/usr/bin/prometheus-node-exporter",
+        "/usr/bin/node_exporter",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists()) else {
         panic!("prometheus-node-exporter is not installed; scripts/test.sh installs it");
     };
     let port = free_port("127.0.0.1");
@@ -345,7 +378,10 @@ path = "{dir}/textfile/tidb_host_agent.prom"
     let mut ne = support::ChildGuard(
         std::process::Command::new(node_exporter)
             .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
-            .arg(format!("--collector.textfile.directory={}", textfile.display()))
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                textfile.display()
+            ))
             .arg("--collector.disable-defaults")
             .arg("--collector.textfile")
             .stdout(std::process::Stdio::null())
@@ -366,6 +402,9 @@ path = "{dir}/textfile/tidb_host_agent.prom"
         "{body}"
     );
     // No parse error of our file.
-    assert!(body.lines().any(|l| l == "node_textfile_scrape_error 0"), "{body}");
+    assert!(
+        body.lines().any(|l| l == "node_textfile_scrape_error 0"),
+        "{body}"
+    );
     ne.kill();
 }

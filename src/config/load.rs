@@ -164,7 +164,10 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
         for (path, message) in validate::validate(config) {
             // A key that failed to deserialize was replaced by its default; checking
             // the default would only add noise.
-            if removed.iter().any(|r| path.starts_with(r) || r.starts_with(&path)) {
+            if removed
+                .iter()
+                .any(|r| path.starts_with(r) || r.starts_with(&path))
+            {
                 continue;
             }
             let (line, column) = span_of(&original, &path)
@@ -210,7 +213,9 @@ fn display_path(path: &[Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                if k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
                     out.push_str(k);
                 } else {
                     out.push_str(&format!("{k:?}"));
@@ -231,7 +236,8 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn contains(span: &Option<Range<usize>>, offset: usize) -> bool {
-    span.as_ref().is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+    span.as_ref()
+        .is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
 }
 
 /// The path of the innermost key whose key or value holds `offset`.
@@ -367,7 +373,8 @@ fn remove_in_item(item: &mut Item, path: &[Segment]) -> bool {
 mod tests {
     use super::*;
 
-    const BASE: &str = "[prometheus]\nservers = [\"http://127.0.0.1:9090\"]\n\n[[output]]\nkind = \"stdout\"\n";
+    const BASE: &str =
+        "[prometheus]\nservers = [\"http://127.0.0.1:9090\"]\n\n[[output]]\nkind = \"stdout\"\n";
 
     #[test]
     fn a_valid_config_loads() {
@@ -378,19 +385,35 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once_with_positions() {
-        let text = format!("[agent]\ninterval = \"soon\"\nmax_concurrency = 0\nbogus = 1\n\n{BASE}");
+        let text =
+            format!("[agent]\ninterval = \"soon\"\nmax_concurrency = 0\nbogus = 1\n\n{BASE}");
         let problems = load_str(&text, "c.toml").unwrap_err().0;
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(lines.len(), 3, "{lines:#?}");
-        assert!(lines[0].starts_with("c.toml:2:1: agent.interval: invalid duration `soon`"), "{lines:#?}");
-        assert!(lines[1].starts_with("c.toml:3:1: agent.max_concurrency: must be at least 1"), "{lines:#?}");
-        assert!(lines[2].starts_with("c.toml:4:1: agent.bogus: unknown field `bogus`"), "{lines:#?}");
+        assert!(
+            lines[0].starts_with("c.toml:2:1: agent.interval: invalid duration `soon`"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with("c.toml:3:1: agent.max_concurrency: must be at least 1"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[2].starts_with("c.toml:4:1: agent.bogus: unknown field `bogus`"),
+            "{lines:#?}"
+        );
     }
 
     #[test]
     fn syntax_errors_stop_early() {
         let problems = load_str("[agent\n", "c.toml").unwrap_err().0;
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].to_string().starts_with("c.toml:1:7: not valid TOML"), "{}", problems[0]);
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("c.toml:1:7: not valid TOML"),
+            "{}",
+            problems[0]
+        );
     }
 }

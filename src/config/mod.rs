@@ -441,12 +441,10 @@ impl OutputConfig {
     }
 
     pub fn timeout_or_default(&self) -> std::time::Duration {
-        self.timeout
-            .map(Duration::get)
-            .unwrap_or(match self.kind {
-                SinkKind::Unix => std::time::Duration::from_secs(1),
-                _ => std::time::Duration::from_secs(5),
-            })
+        self.timeout.map(Duration::get).unwrap_or(match self.kind {
+            SinkKind::Unix => std::time::Duration::from_secs(1),
+            _ => std::time::Duration::from_secs(5),
+        })
     }
 
     pub fn max_clients_or_default(&self) -> usize {

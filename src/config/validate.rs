@@ -43,10 +43,16 @@ pub(super) fn validate(config: &Config) -> Found {
 fn agent(config: &Config, found: &mut Found) {
     let a = &config.agent;
     if a.interval.is_zero() {
-        found.push((path(&["agent", "interval"]), "must be longer than 0s".into()));
+        found.push((
+            path(&["agent", "interval"]),
+            "must be longer than 0s".into(),
+        ));
     }
     if a.max_concurrency == 0 {
-        found.push((path(&["agent", "max_concurrency"]), "must be at least 1".into()));
+        found.push((
+            path(&["agent", "max_concurrency"]),
+            "must be at least 1".into(),
+        ));
     }
     if a.product.is_empty() {
         found.push((path(&["agent", "product"]), "must not be empty".into()));
@@ -113,7 +119,10 @@ fn host(config: &Config, found: &mut Found) {
         }
     }
     if h.detect_every.is_zero() {
-        found.push((path(&["host", "detect_every"]), "must be longer than 0s".into()));
+        found.push((
+            path(&["host", "detect_every"]),
+            "must be longer than 0s".into(),
+        ));
     }
 }
 
@@ -133,13 +142,22 @@ fn prometheus(config: &Config, found: &mut Found) {
     }
     check_servers(&p.servers, "prometheus", found);
     if p.timeout.is_zero() {
-        found.push((path(&["prometheus", "timeout"]), "must be longer than 0s".into()));
+        found.push((
+            path(&["prometheus", "timeout"]),
+            "must be longer than 0s".into(),
+        ));
     }
     if p.probe_timeout.is_zero() {
-        found.push((path(&["prometheus", "probe_timeout"]), "must be longer than 0s".into()));
+        found.push((
+            path(&["prometheus", "probe_timeout"]),
+            "must be longer than 0s".into(),
+        ));
     }
     if p.down_after == 0 {
-        found.push((path(&["prometheus", "down_after"]), "must be at least 1".into()));
+        found.push((
+            path(&["prometheus", "down_after"]),
+            "must be at least 1".into(),
+        ));
     }
     if p.max_response_bytes < 1024 {
         found.push((
@@ -152,7 +170,11 @@ fn prometheus(config: &Config, found: &mut Found) {
 fn check_servers(servers: &[ServerConfig], section: &str, found: &mut Found) {
     let mut seen = BTreeMap::new();
     for (i, s) in servers.iter().enumerate() {
-        let at = vec![Segment::key(section), Segment::key("servers"), Segment::Index(i)];
+        let at = vec![
+            Segment::key(section),
+            Segment::key("servers"),
+            Segment::Index(i),
+        ];
         if let Err(why) = check_url(&s.url) {
             found.push((at.clone(), why));
         }
@@ -178,9 +200,9 @@ fn check_servers(servers: &[ServerConfig], section: &str, found: &mut Found) {
 /// and path prefix.
 pub fn check_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(format!(
-            "invalid URL `{url}`: scheme must be http or https"
-        )),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Err(format!("invalid URL `{url}`: scheme must be http or https"))
+        }
         Ok(u) if u.host_str().is_none_or(str::is_empty) => {
             Err(format!("invalid URL `{url}`: no host"))
         }
@@ -219,7 +241,10 @@ fn ping(config: &Config, found: &mut Found) {
         found.push((at("every"), "must be longer than 0s".into()));
     }
     if !(0.0..=100.0).contains(&p.loss_threshold_percent) {
-        found.push((at("loss_threshold_percent"), "must be between 0 and 100".into()));
+        found.push((
+            at("loss_threshold_percent"),
+            "must be between 0 and 100".into(),
+        ));
     }
     if p.enabled && p.targets.is_empty() && !p.targets_from_prometheus {
         found.push((
@@ -234,7 +259,8 @@ fn outputs(config: &Config, found: &mut Found) {
     if config.outputs.is_empty() {
         found.push((
             Vec::new(),
-            "no [[output]] section: add at least one sink, e.g. [[output]] kind = \"stdout\"".into(),
+            "no [[output]] section: add at least one sink, e.g. [[output]] kind = \"stdout\""
+                .into(),
         ));
     }
     let mut paths = BTreeMap::new();
@@ -242,7 +268,10 @@ fn outputs(config: &Config, found: &mut Found) {
         let at = |k: &str| indexed("output", i, k);
         match o.kind {
             SinkKind::File | SinkKind::Unix => match &o.path {
-                None => found.push((at("kind"), format!("a {:?} sink needs `path`", o.kind).to_lowercase())),
+                None => found.push((
+                    at("kind"),
+                    format!("a {:?} sink needs `path`", o.kind).to_lowercase(),
+                )),
                 Some(p) => {
                     if let Some(first) = paths.insert(p.clone(), i) {
                         found.push((
@@ -303,7 +332,10 @@ fn alertmanager(config: &Config, found: &mut Found) {
         ));
     }
     if am.poll_interval.is_zero() {
-        found.push((path(&["alertmanager", "poll_interval"]), "must be longer than 0s".into()));
+        found.push((
+            path(&["alertmanager", "poll_interval"]),
+            "must be longer than 0s".into(),
+        ));
     }
     if am.retry_initial > am.retry_max {
         found.push((
@@ -322,15 +354,19 @@ fn alertmanager(config: &Config, found: &mut Found) {
             ]
         };
         match f.kind {
-            ForwardKind::Exec if f.command.is_empty() => {
-                found.push((at("kind"), "an exec target needs `command` (argv list)".into()))
-            }
+            ForwardKind::Exec if f.command.is_empty() => found.push((
+                at("kind"),
+                "an exec target needs `command` (argv list)".into(),
+            )),
             ForwardKind::Http if f.url.is_none() => {
                 found.push((at("kind"), "an http target needs `url`".into()))
             }
             _ => {}
         }
-        let name = f.name.clone().unwrap_or_else(|| format!("{:?}-{i}", f.kind).to_lowercase());
+        let name = f
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{:?}-{i}", f.kind).to_lowercase());
         if let Some(first) = names.insert(name.clone(), i) {
             found.push((
                 at("name"),

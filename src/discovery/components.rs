@@ -121,13 +121,22 @@ mod tests {
     fn groups_and_jobs_map_to_components() {
         let found = from_answers(
             &default_component_map(),
-            &answer("group", &["tikv", "blackbox_exporter", "grafana", "unknown"]),
+            &answer(
+                "group",
+                &["tikv", "blackbox_exporter", "grafana", "unknown"],
+            ),
             &answer("job", &["overwritten-nodes", "pd"]),
         );
-        let expected: BTreeSet<String> = ["blackbox_exporter", "grafana", "node_exporter", "pd", "tikv"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let expected: BTreeSet<String> = [
+            "blackbox_exporter",
+            "grafana",
+            "node_exporter",
+            "pd",
+            "tikv",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(found, expected);
     }
 

@@ -100,7 +100,12 @@ mod tests {
     #[test]
     fn first_false_resets() {
         let s = ForState::Pending { since: at(0) }.step(Observation::False, at(30), MIN);
-        assert_eq!(s, ForState::Inactive { since: Some(at(30)) });
+        assert_eq!(
+            s,
+            ForState::Inactive {
+                since: Some(at(30))
+            }
+        );
         let s = s.step(Observation::True, at(45), MIN);
         assert_eq!(s, ForState::Pending { since: at(45) });
         let s = ForState::Firing { since: at(0) }.step(Observation::False, at(90), MIN);

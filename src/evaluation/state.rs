@@ -34,14 +34,20 @@ pub fn restore(path: &Path, now: Timestamp, max_age: Duration) -> SavedState {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return SavedState::default(),
         Err(e) => {
-            tracing::warn!("cannot read the state file {}: {e}; starting fresh", path.display());
+            tracing::warn!(
+                "cannot read the state file {}: {e}; starting fresh",
+                path.display()
+            );
             return SavedState::default();
         }
     };
     let mut state: SavedState = match serde_json::from_slice(&text) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("the state file {} is corrupt ({e}); starting fresh", path.display());
+            tracing::warn!(
+                "the state file {} is corrupt ({e}); starting fresh",
+                path.display()
+            );
             return SavedState::default();
         }
     };
@@ -103,8 +109,18 @@ mod tests {
         let path = path_in(dir.path());
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         std::fs::write(&path, b"{not json").unwrap();
-        assert_eq!(restore(&path, now, Duration::from_secs(60)), SavedState::default());
-        std::fs::write(&path, br#"{"version":99,"saved_at":null,"keys":{},"components":{"last_seen":{}}}"#).unwrap();
-        assert_eq!(restore(&path, now, Duration::from_secs(60)), SavedState::default());
+        assert_eq!(
+            restore(&path, now, Duration::from_secs(60)),
+            SavedState::default()
+        );
+        std::fs::write(
+            &path,
+            br#"{"version":99,"saved_at":null,"keys":{},"components":{"last_seen":{}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            restore(&path, now, Duration::from_secs(60)),
+            SavedState::default()
+        );
     }
 }

@@ -126,7 +126,8 @@ impl PrometheusPair {
                 member.down.store(true, Ordering::Relaxed);
             }
         }
-        self.metrics.server_up(&member.server.name, !member.is_down());
+        self.metrics
+            .server_up(&member.server.name, !member.is_down());
     }
 
     /// Evaluates an alert condition under the configured mode, finishing by `deadline`.

@@ -116,10 +116,9 @@ impl Server {
 
         let mut headers = HeaderMap::new();
         for (k, v) in &config.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| ServerError::Header(k.clone()))?;
-            let mut value =
-                HeaderValue::from_str(v).map_err(|_| ServerError::Header(k.clone()))?;
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| ServerError::Header(k.clone()))?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| ServerError::Header(k.clone()))?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -329,7 +328,9 @@ fn add_ca(
     #[cfg(not(feature = "tls"))]
     {
         let _ = builder;
-        Err(ca_error("this build has no TLS support (feature `tls`)".into()))
+        Err(ca_error(
+            "this build has no TLS support (feature `tls`)".into(),
+        ))
     }
 }
 
@@ -350,18 +351,33 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        assert!(matches!(parse_answer(400, bad), Err(QueryError::BadData(_))));
+        assert!(matches!(
+            parse_answer(400, bad),
+            Err(QueryError::BadData(_))
+        ));
         let exec = br#"{"status":"error","errorType":"execution","error":"boom"}"#;
         let e = parse_answer(422, exec).unwrap_err();
         assert!(e.is_server_failure());
-        assert!(matches!(parse_answer(502, b"<html>"), Err(QueryError::Status(502))));
-        assert!(matches!(parse_answer(200, b"garbage"), Err(QueryError::Garbage(_))));
         assert!(matches!(
-            parse_answer(200, br#"{"status":"success","data":{"resultType":"vector","result":[{"met"#),
+            parse_answer(502, b"<html>"),
+            Err(QueryError::Status(502))
+        ));
+        assert!(matches!(
+            parse_answer(200, b"garbage"),
+            Err(QueryError::Garbage(_))
+        ));
+        assert!(matches!(
+            parse_answer(
+                200,
+                br#"{"status":"success","data":{"resultType":"vector","result":[{"met"#
+            ),
             Err(QueryError::Garbage(_))
         ));
         let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#;
-        assert!(matches!(parse_answer(200, scalar), Err(QueryError::BadData(_))));
+        assert!(matches!(
+            parse_answer(200, scalar),
+            Err(QueryError::BadData(_))
+        ));
     }
 
     #[test]

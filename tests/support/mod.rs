@@ -1,6 +1,7 @@
 //! Running the agent binary in tests: a temp dir with a config, the child process
 //! killed on drop, and bounded waits. Shared by several test files; each uses a part.
 #![allow(dead_code)] // Each test binary uses its own subset.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Test scaffolding: failing loudly is the point.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,8 +33,11 @@ impl Agent {
                 .expect("open the temp dir to nobody");
         }
         let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config.replace("{dir}", &dir.path().display().to_string()))
-            .expect("write config");
+        std::fs::write(
+            &config_path,
+            config.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .expect("write config");
         let log = dir.path().join("agent.log");
         let mut agent = Agent {
             child: None,

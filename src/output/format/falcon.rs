@@ -60,6 +60,10 @@ mod tests {
         let custom = FormatOptions {
             endpoint: Some("10.0.1.5".into()),
         };
-        assert!(String::from_utf8(render(&snapshot, &custom)).unwrap().contains(r#""endpoint":"10.0.1.5""#));
+        assert!(
+            String::from_utf8(render(&snapshot, &custom))
+                .unwrap()
+                .contains(r#""endpoint":"10.0.1.5""#)
+        );
     }
 }

@@ -6,7 +6,9 @@ use crate::snapshot::Snapshot;
 
 pub fn render(snapshot: &Snapshot) -> Vec<u8> {
     let mut out = String::with_capacity(160 + snapshot.entries.len() * 110);
-    out.push_str("# HELP tidb_host_agent_alert 1 while the alert fires on this host, 0 otherwise.\n");
+    out.push_str(
+        "# HELP tidb_host_agent_alert 1 while the alert fires on this host, 0 otherwise.\n",
+    );
     out.push_str("# TYPE tidb_host_agent_alert gauge\n");
     for e in &snapshot.entries {
         let _ = writeln!(
