@@ -1,0 +1,533 @@
+//! The end-to-end sandbox of issue 4, shared by the integration tests (`mod common;`) and by
+//! `examples/sandbox.rs` (the demo): a small TiDB cluster on loopback with real monitoring.
+//!
+//! - Hosts 127.N.1.1, 127.N.1.2 and 127.N.1.10 ([`Host`]), where N is a block taken with an
+//!   exclusive flock on /tmp/tidb-host-agent-sandbox-N.lock (tests: 1..=60; the demo: 0).
+//! - Two metrics servers on :9090: A on .1 (Prometheus), B on .2 (Prometheus, or
+//!   VictoriaMetrics single-node), scraping and probing every second with a config modelled on
+//!   TiUP's prometheus.yml.tpl. Each probes through the real blackbox_exporter on its own host.
+//! - Fake components serving the real metric names, healthy by default (every catalog rule
+//!   false): .1 pd (leader), tikv, tidb; .2 pd, tikv, tiflash, grafana; .10 tikv:20180,
+//!   tikv:20181, tidb; node_exporter on every host. Real blackbox_exporter on every host.
+//!
+//! # API
+//! ```ignore
+//! let sb = Sandbox::start().await;                    // or start_with(SandboxOptions { .. })
+//! sb.wait_until_ready().await;                        // both servers scraped every target
+//! let tikv = sb.fake(sb.addr(Host::Ten, 20180));      // FakeProcess
+//! tikv.stop().await;                                  // start(), restart()
+//! tikv.set("tidb_ddl_waiting_jobs", 10.0);            // add(), set_rate(), set_histogram()
+//! tikv.set_for_view(Server::A, "…", 1.0);             // only server A sees it; clear_views()
+//! sb.server(Server::A).stop().await;                  // start(), pause() (SIGSTOP), resume()
+//! let samples = sb.query(Server::B, "up").await;      // Vec<Sample { labels, value }>
+//! sb.wait_for(Server::B, "probe_success == 0", "tikv probe fails", |s| !s.is_empty()).await;
+//! ```
+//! Also: [`Sandbox::block`], [`Sandbox::ip`], [`Sandbox::dir`] (a temp dir for agent config
+//! and state), [`Sandbox::fakes`], [`Sandbox::blackbox`], [`MetricsServer::url`].
+//!
+//! Every wait is bounded ([`WAIT_LIMIT`]) and panics with what it saw and the server's log
+//! tail. Dropping the sandbox (also during a panic) kills every process, closes every port,
+//! removes the temp dir (kept when `TIDB_SANDBOX_KEEP` is set) and frees the block.
+
+// Each test binary uses a different part of this module, and unused parts would warn.
+#![allow(dead_code)]
+
+mod block;
+mod component_metrics;
+mod exposition;
+mod fake;
+mod io;
+mod process;
+mod query;
+mod scrape_config;
+mod topology;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+
+use block::BlockLock;
+use io::{IoThread, run_on};
+use process::ManagedProcess;
+use topology::{BLACKBOX_PORT, PROMETHEUS_PORT};
+
+// The public API; like the functions above, each user needs only part of it.
+#[allow(unused_imports)]
+pub use {
+    block::DEMO_BLOCK,
+    fake::FakeProcess,
+    query::Sample,
+    scrape_config::ServerKind,
+    topology::{Component, Host, Server},
+};
+
+/// The bound of every wait of the harness.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(200);
+
+/// How to build a sandbox; `Default` is two Prometheus servers on a free test block.
+#[derive(Clone, Copy, Debug)]
+pub struct SandboxOptions {
+    /// What server B is.
+    pub server_b: ServerKind,
+    /// A fixed block (`Some(DEMO_BLOCK)` for the demo), or the first free test block.
+    pub block: Option<u8>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> SandboxOptions {
+        SandboxOptions {
+            server_b: ServerKind::Prometheus,
+            block: None,
+        }
+    }
+}
+
+/// One of the two metrics servers (cheap to clone).
+#[derive(Clone)]
+pub struct MetricsServer {
+    server: Server,
+    kind: ServerKind,
+    addr: SocketAddr,
+    process: Arc<ManagedProcess>,
+    http: reqwest::Client,
+    io: Handle,
+}
+
+impl MetricsServer {
+    pub fn server(&self) -> Server {
+        self.server
+    }
+
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.N.1.x:9090`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Started and not paused.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    /// SIGTERM and wait for the exit; afterwards the address refuses connections.
+    pub async fn stop(&self) {
+        let process = self.process.clone();
+        run_on(&self.io, async move { process.stop().await }).await;
+    }
+
+    /// Starts again on the same address and data directory, and waits until it is ready
+    /// (`/-/ready`); [`Sandbox::wait_until_ready`] then waits for fresh scrapes.
+    pub async fn start(&self) {
+        let (process, http) = (self.process.clone(), self.http.clone());
+        run_on(&self.io, async move { process.start(&http).await }).await;
+    }
+
+    /// SIGSTOP: the server hangs, its socket accepts but nothing answers.
+    pub fn pause(&self) {
+        self.process.pause();
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.process.resume();
+    }
+
+    /// The last lines of the server's log.
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+
+    /// An instant query; panics if the server does not answer with a result.
+    pub async fn query(&self, promql: &str) -> Vec<Sample> {
+        match self.try_query(promql).await {
+            Ok(samples) => samples,
+            Err(why) => panic!("query to server {:?} failed: {why}", self.server),
+        }
+    }
+
+    pub async fn try_query(&self, promql: &str) -> Result<Vec<Sample>, String> {
+        let (http, url, promql) = (self.http.clone(), self.url(), promql.to_string());
+        run_on(&self.io, async move {
+            query::instant_query(&http, &url, &promql).await
+        })
+        .await
+    }
+}
+
+/// A blackbox_exporter of one host (cheap to clone).
+#[derive(Clone)]
+pub struct Blackbox {
+    host: Host,
+    addr: SocketAddr,
+    process: Arc<ManagedProcess>,
+    http: reqwest::Client,
+    io: Handle,
+}
+
+impl Blackbox {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    pub async fn stop(&self) {
+        let process = self.process.clone();
+        run_on(&self.io, async move { process.stop().await }).await;
+    }
+
+    pub async fn start(&self) {
+        let (process, http) = (self.process.clone(), self.http.clone());
+        run_on(&self.io, async move { process.start(&http).await }).await;
+    }
+}
+
+pub struct Sandbox {
+    block: u8,
+    io: IoThread,
+    http: reqwest::Client,
+    fakes: Vec<FakeProcess>,
+    blackboxes: Vec<Blackbox>,
+    servers: Vec<MetricsServer>,
+    dir: Option<tempfile::TempDir>,
+    /// Released last, once every port is closed.
+    _lock: BlockLock,
+}
+
+impl Sandbox {
+    /// Two Prometheus servers on a free test block; returns once every process is ready.
+    pub async fn start() -> Sandbox {
+        Sandbox::start_with(SandboxOptions::default()).await
+    }
+
+    pub async fn start_with(options: SandboxOptions) -> Sandbox {
+        let lock = BlockLock::acquire(options.block);
+        let block = lock.block;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tidb-host-agent-sandbox-{block}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create the sandbox temp dir: {e}"));
+        let io = IoThread::spawn();
+        let http = query::http_client();
+        let specs = topology::fakes();
+        let fakes = specs
+            .iter()
+            .map(|spec| FakeProcess::new(spec.clone(), block, io.handle()))
+            .collect();
+        // The sandbox exists before anything starts, so that a failure below (a panic)
+        // drops it and cleans up what was already started.
+        let mut sandbox = Sandbox {
+            block,
+            io,
+            http,
+            fakes,
+            blackboxes: Vec::new(),
+            servers: Vec::new(),
+            dir: Some(dir),
+            _lock: lock,
+        };
+        for fake in &sandbox.fakes {
+            fake.start().await;
+        }
+        let root = sandbox.dir().to_path_buf();
+        let blackbox_yml = write(
+            &root.join("blackbox.yml"),
+            &scrape_config::blackbox_config(),
+        );
+        for host in Host::ALL {
+            let addr = host.addr(block, BLACKBOX_PORT);
+            let process = ManagedProcess::new(
+                &format!("blackbox_exporter on {addr}"),
+                "/usr/bin/prometheus-blackbox-exporter",
+                vec![
+                    format!("--config.file={}", blackbox_yml.display()),
+                    format!("--web.listen-address={addr}"),
+                ],
+                root.join(format!("blackbox-{}.log", host.last_octet())),
+                format!("http://{addr}/metrics"),
+            );
+            sandbox.blackboxes.push(Blackbox {
+                host,
+                addr,
+                process: Arc::new(process),
+                http: sandbox.http.clone(),
+                io: sandbox.io.handle(),
+            });
+        }
+        for server in Server::ALL {
+            let kind = match server {
+                Server::A => ServerKind::Prometheus,
+                Server::B => options.server_b,
+            };
+            let process = server_process(&root, &specs, block, server, kind);
+            sandbox.servers.push(MetricsServer {
+                server,
+                kind,
+                addr: server.host().addr(block, PROMETHEUS_PORT),
+                process: Arc::new(process),
+                http: sandbox.http.clone(),
+                io: sandbox.io.handle(),
+            });
+        }
+        let processes: Vec<Arc<ManagedProcess>> = sandbox
+            .blackboxes
+            .iter()
+            .map(|b| b.process.clone())
+            .chain(sandbox.servers.iter().map(|s| s.process.clone()))
+            .collect();
+        let http = sandbox.http.clone();
+        run_on(&sandbox.io.handle(), async move {
+            futures::future::join_all(processes.iter().map(|p| p.start(&http))).await;
+        })
+        .await;
+        sandbox
+    }
+
+    pub fn block(&self) -> u8 {
+        self.block
+    }
+
+    pub fn ip(&self, host: Host) -> Ipv4Addr {
+        host.ip(self.block)
+    }
+
+    pub fn addr(&self, host: Host, port: u16) -> SocketAddr {
+        host.addr(self.block, port)
+    }
+
+    /// The sandbox's temp dir (configs, data, logs); free for the test's own files.
+    pub fn dir(&self) -> &Path {
+        match &self.dir {
+            Some(dir) => dir.path(),
+            None => Path::new("/nonexistent"),
+        }
+    }
+
+    pub fn server(&self, server: Server) -> &MetricsServer {
+        &self.servers[match server {
+            Server::A => 0,
+            Server::B => 1,
+        }]
+    }
+
+    pub fn blackbox(&self, host: Host) -> &Blackbox {
+        match self.blackboxes.iter().find(|b| b.host == host) {
+            Some(b) => b,
+            None => panic!("no blackbox_exporter on {host:?}"),
+        }
+    }
+
+    pub fn fakes(&self) -> &[FakeProcess] {
+        &self.fakes
+    }
+
+    /// The fake that listens on `addr` (any of its ports); panics if there is none.
+    pub fn fake(&self, addr: SocketAddr) -> &FakeProcess {
+        match self.find_fake(addr) {
+            Some(fake) => fake,
+            None => panic!(
+                "no fake component listens on {addr} in block {}",
+                self.block
+            ),
+        }
+    }
+
+    pub fn find_fake(&self, addr: SocketAddr) -> Option<&FakeProcess> {
+        self.fakes.iter().find(|f| f.addrs().contains(&addr))
+    }
+
+    /// An instant query to one server; panics if it does not answer.
+    pub async fn query(&self, server: Server, promql: &str) -> Vec<Sample> {
+        self.server(server).query(promql).await
+    }
+
+    /// Polls `promql` on `server` until `done` accepts the result, and returns it. Panics
+    /// with the last result (or error) after [`WAIT_LIMIT`]; `what` names the expectation.
+    pub async fn wait_for(
+        &self,
+        server: Server,
+        promql: &str,
+        what: &str,
+        done: impl Fn(&[Sample]) -> bool,
+    ) -> Vec<Sample> {
+        let target = self.server(server);
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let last = target.try_query(promql).await;
+            if let Ok(samples) = &last {
+                if done(samples) {
+                    return samples.clone();
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {WAIT_LIMIT:?} for {what} on server {server:?}; `{promql}` last gave {last:?}\nlog tail:\n{}",
+                    target.log_tail()
+                );
+            }
+            sleep_outside_test_clock(&self.io.handle(), POLL).await;
+        }
+    }
+
+    /// What a server must see once it has scraped every target in the current state:
+    /// (targets, targets with `up` 1, port probes with `probe_success` 1).
+    fn expected_counts(&self, server: Server) -> (usize, usize, usize) {
+        let own_blackbox = self.blackbox(server.host()).is_running();
+        let (mut targets, mut up, mut probes_ok) = (0, 0, 0);
+        let mut probe = |target_running: bool| {
+            targets += 1;
+            if own_blackbox {
+                up += 1;
+                probes_ok += usize::from(target_running);
+            }
+        };
+        for fake in &self.fakes {
+            probe(fake.is_running());
+        }
+        for blackbox in &self.blackboxes {
+            probe(blackbox.is_running());
+        }
+        for fake in &self.fakes {
+            let scraped = fake.metrics_addrs().len();
+            targets += scraped;
+            if fake.is_running() {
+                up += scraped;
+            }
+        }
+        for blackbox in &self.blackboxes {
+            // One ICMP job per blackbox exporter, pinging every host.
+            targets += Host::ALL.len();
+            if blackbox.is_running() {
+                up += Host::ALL.len();
+            }
+        }
+        (targets, up, probes_ok)
+    }
+
+    /// Waits until every running (not stopped, not paused) server has scraped every target
+    /// since it last started, and sees the current state: `up` and `probe_success` are 1
+    /// exactly for the targets whose process runs.
+    pub async fn wait_until_ready(&self) {
+        for server in Server::ALL {
+            let target = self.server(server);
+            if !target.is_running() {
+                continue;
+            }
+            let (targets, up, probes_ok) = self.expected_counts(server);
+            let since = target.process.started_at();
+            let checks = [
+                (format!("count(timestamp(up) > {since})"), targets),
+                ("count(up == 1)".to_string(), up),
+                (
+                    r#"count(probe_success{job=~"tidb_port_probe|monitor_port_probe"} == 1)"#
+                        .to_string(),
+                    probes_ok,
+                ),
+            ];
+            for (promql, expected) in checks {
+                let what = format!("{expected} from `{promql}`");
+                self.wait_for(server, &promql, &what, |samples| {
+                    count_of(samples) == expected
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// The value of a `count(…)` result: an empty vector counts 0.
+fn count_of(samples: &[Sample]) -> usize {
+    samples.first().map_or(0, |s| s.value as usize)
+}
+
+/// Sleeps on the sandbox runtime, so that a test that paused tokio time still waits for
+/// real time to pass.
+fn sleep_outside_test_clock(io: &Handle, duration: Duration) -> impl Future<Output = ()> {
+    let io = io.clone();
+    async move { run_on(&io, tokio::time::sleep(duration)).await }
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path.to_path_buf()
+}
+
+fn server_process(
+    root: &Path,
+    specs: &[topology::FakeSpec],
+    block: u8,
+    server: Server,
+    kind: ServerKind,
+) -> ManagedProcess {
+    let addr = server.host().addr(block, PROMETHEUS_PORT);
+    let config = scrape_config::scrape_config(specs, block, server, kind);
+    let (name, program) = match kind {
+        ServerKind::Prometheus => ("prometheus", "/usr/bin/prometheus"),
+        ServerKind::VictoriaMetrics => ("victoria-metrics", "/usr/bin/victoria-metrics"),
+    };
+    let home = root.join(format!("{name}-{}", server.view()));
+    std::fs::create_dir_all(home.join("data"))
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
+    let config_path = write(&home.join("scrape.yml"), &config);
+    let data = home.join("data");
+    let args = match kind {
+        ServerKind::Prometheus => vec![
+            format!("--config.file={}", config_path.display()),
+            format!("--storage.tsdb.path={}", data.display()),
+            format!("--web.listen-address={addr}"),
+            "--web.enable-lifecycle".to_string(),
+            "--storage.tsdb.retention.time=1d".to_string(),
+        ],
+        ServerKind::VictoriaMetrics => vec![
+            format!("-promscrape.config={}", config_path.display()),
+            format!("-storageDataPath={}", data.display()),
+            format!("-httpListenAddr={addr}"),
+            "-retentionPeriod=1d".to_string(),
+            // By default the last 30 s are hidden from queries; the sandbox wants them.
+            "-search.latencyOffset=1s".to_string(),
+            "-search.disableCache".to_string(),
+        ],
+    };
+    ManagedProcess::new(
+        &format!("{name} {:?} on {addr}", server),
+        program,
+        args,
+        home.join(format!("{name}.log")),
+        format!("http://{addr}/-/ready"),
+    )
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.process.kill();
+        }
+        for blackbox in &self.blackboxes {
+            blackbox.process.kill();
+        }
+        for fake in &self.fakes {
+            fake.abort();
+        }
+        // Joins the I/O thread: every fake listener and connection is closed after this.
+        self.io.shutdown();
+        if std::env::var_os("TIDB_SANDBOX_KEEP").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("sandbox files kept in {}", dir.keep().display());
+            }
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! Tests of the end-to-end harness itself, against the real processes: the sandbox must look
+//! like a TiUP-monitored cluster to both servers, its faults must be visible through them, and
+//! its fake exporters must serve every metric the catalog rules query.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpStream;
+use std::path::PathBuf;
+
+use common::{Host, Sample, Sandbox, SandboxOptions, Server, ServerKind};
+use promql_parser::parser::{self, Expr};
+use serde::Deserialize;
+
+fn set_of(samples: &[Sample], labels: &[&str]) -> BTreeSet<Vec<String>> {
+    samples
+        .iter()
+        .map(|s| labels.iter().map(|l| s.label(l).to_string()).collect())
+        .collect()
+}
+
+fn row(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| p.to_string()).collect()
+}
+
+/// (job, instance) of every non-ICMP target: the topology of issue 4 with TiUP's jobs.
+fn expected_targets(sb: &Sandbox) -> BTreeSet<Vec<String>> {
+    let a = |host, port| sb.addr(host, port).to_string();
+    let mut out = BTreeSet::new();
+    for host in Host::ALL {
+        out.insert(row(&["overwritten-nodes", &a(host, 9100)]));
+    }
+    for (job, host, port) in [
+        ("tidb", Host::One, 10080),
+        ("tidb", Host::Ten, 10080),
+        ("tikv", Host::One, 20180),
+        ("tikv", Host::Two, 20180),
+        ("tikv", Host::Ten, 20180),
+        ("tikv", Host::Ten, 20181),
+        ("pd", Host::One, 2379),
+        ("pd", Host::Two, 2379),
+        ("tiflash", Host::Two, 8234),
+        ("tiflash", Host::Two, 20292),
+    ] {
+        out.insert(row(&[job, &a(host, port)]));
+    }
+    for (_, instance, job) in expected_port_probes(sb) {
+        out.insert(vec![job, instance]);
+    }
+    out
+}
+
+/// (group, instance, job) of every port probe, as TiUP's jobs label them.
+fn expected_port_probes(sb: &Sandbox) -> BTreeSet<(String, String, String)> {
+    let a = |host, port| sb.addr(host, port).to_string();
+    let mut out = BTreeSet::new();
+    for (group, host, port) in [
+        ("pd", Host::One, 2379),
+        ("pd", Host::Two, 2379),
+        ("tikv", Host::One, 20180),
+        ("tikv", Host::Two, 20180),
+        ("tikv", Host::Ten, 20180),
+        ("tikv", Host::Ten, 20181),
+        ("tidb", Host::One, 10080),
+        ("tidb", Host::Ten, 10080),
+        ("tiflash", Host::Two, 8234),
+    ] {
+        out.insert((group.into(), a(host, port), "tidb_port_probe".into()));
+    }
+    out.insert((
+        "grafana".into(),
+        a(Host::Two, 3000),
+        "monitor_port_probe".into(),
+    ));
+    for host in Host::ALL {
+        for (group, port) in [("node_exporter", 9100), ("blackbox_exporter", 9115)] {
+            out.insert((group.into(), a(host, port), "monitor_port_probe".into()));
+        }
+    }
+    out
+}
+
+async fn assert_every_target_up(sb: &Sandbox, server: Server) {
+    let up = sb.query(server, "up").await;
+    let down: Vec<&Sample> = up.iter().filter(|s| s.value != 1.0).collect();
+    assert!(down.is_empty(), "server {server:?}: targets down: {down:?}");
+    let icmp: Vec<&Sample> = up
+        .iter()
+        .filter(|s| s.label("job").ends_with("_icmp"))
+        .collect();
+    let others: Vec<Sample> = up
+        .iter()
+        .filter(|s| !s.label("job").ends_with("_icmp"))
+        .cloned()
+        .collect();
+    assert_eq!(set_of(&others, &["job", "instance"]), expected_targets(sb));
+    assert_eq!(
+        others.len(),
+        expected_targets(sb).len(),
+        "duplicate targets"
+    );
+    // One ICMP job per blackbox exporter, each pinging the three hosts.
+    let mut expected_icmp = BTreeSet::new();
+    for blackbox in Host::ALL {
+        for pinged in Host::ALL {
+            let bb = sb.addr(blackbox, 9115).to_string();
+            expected_icmp.insert(row(&[
+                &format!("blackbox_exporter_{bb}_icmp"),
+                &bb,
+                &sb.ip(pinged).to_string(),
+            ]));
+        }
+    }
+    let icmp: Vec<Sample> = icmp.into_iter().cloned().collect();
+    assert_eq!(set_of(&icmp, &["job", "instance", "ping"]), expected_icmp);
+}
+
+#[tokio::test]
+async fn both_servers_see_every_target_up() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    for server in Server::ALL {
+        assert_every_target_up(&sb, server).await;
+    }
+}
+
+#[tokio::test]
+async fn port_probes_carry_tiup_groups_and_instances() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    for server in Server::ALL {
+        let probes = sb
+            .query(
+                server,
+                r#"probe_success{job=~"tidb_port_probe|monitor_port_probe"}"#,
+            )
+            .await;
+        let seen: BTreeSet<(String, String, String)> = probes
+            .iter()
+            .map(|s| {
+                (
+                    s.label("group").to_string(),
+                    s.label("instance").to_string(),
+                    s.label("job").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(seen, expected_port_probes(&sb), "server {server:?}");
+        assert_eq!(probes.len(), seen.len(), "server {server:?}: duplicates");
+        assert!(
+            probes.iter().all(|s| s.value == 1.0),
+            "server {server:?}: failed probes in a healthy sandbox: {probes:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stopping_a_tikv_fails_its_probe_and_scrape_on_both_servers() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    let stopped = sb.addr(Host::Ten, 20180).to_string();
+    let prefix_twin = sb.addr(Host::One, 20180).to_string();
+    sb.fake(sb.addr(Host::Ten, 20180)).stop().await;
+    for server in Server::ALL {
+        let failed = sb
+            .wait_for(
+                server,
+                r#"probe_success{group="tikv"} == 0"#,
+                "the stopped tikv's probe to fail",
+                |s| !s.is_empty(),
+            )
+            .await;
+        assert_eq!(
+            set_of(&failed, &["instance"]),
+            BTreeSet::from([row(&[&stopped])])
+        );
+        let down = sb
+            .wait_for(
+                server,
+                r#"up{job="tikv"} == 0"#,
+                "tikv scrape to fail",
+                |s| !s.is_empty(),
+            )
+            .await;
+        assert_eq!(
+            set_of(&down, &["instance"]),
+            BTreeSet::from([row(&[&stopped])])
+        );
+        // 127.N.1.1:20180 is a string prefix of 127.N.1.10:20180 and must stay healthy.
+        let twin = sb
+            .query(
+                server,
+                &format!(r#"probe_success{{instance="{prefix_twin}"}}"#),
+            )
+            .await;
+        assert_eq!(twin.len(), 1);
+        assert_eq!(twin[0].value, 1.0);
+    }
+    sb.fake(sb.addr(Host::Ten, 20180)).start().await;
+    sb.wait_until_ready().await;
+}
+
+#[tokio::test]
+async fn a_stopped_server_refuses_connections_and_comes_back() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    let a = sb.server(Server::A);
+    a.stop().await;
+    match TcpStream::connect(a.addr()) {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        Ok(_) => panic!("stopped server A still accepts connections"),
+    }
+    assert!(a.try_query("up").await.is_err());
+    assert!(!sb.query(Server::B, "up").await.is_empty());
+    a.start().await;
+    sb.wait_until_ready().await;
+    assert_every_target_up(&sb, Server::A).await;
+}
+
+#[tokio::test]
+async fn a_paused_server_hangs_until_resumed() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    let a = sb.server(Server::A);
+    a.pause();
+    // The socket still accepts (the kernel does it), but no answer comes.
+    assert!(TcpStream::connect(a.addr()).is_ok());
+    let answer = a.try_query("up").await;
+    assert!(answer.is_err(), "a SIGSTOPped server answered: {answer:?}");
+    a.resume();
+    assert!(!a.query("up").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_view_override_makes_the_servers_disagree() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    let tidb = sb.addr(Host::One, 10080);
+    sb.fake(tidb)
+        .set_for_view(Server::A, "tidb_ddl_waiting_jobs", 10.0);
+    let query = format!(r#"sum(tidb_ddl_waiting_jobs{{instance="{tidb}"}}) > 5"#);
+    sb.wait_for(Server::A, &query, "A to see the override", |s| s.len() == 1)
+        .await;
+    // B scrapes the same fake with view=b and keeps seeing the real value.
+    let b = sb
+        .query(
+            Server::B,
+            &format!(r#"tidb_ddl_waiting_jobs{{instance="{tidb}"}}"#),
+        )
+        .await;
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].value, 0.0);
+    assert!(sb.query(Server::B, &query).await.is_empty());
+    sb.fake(tidb).clear_views();
+    sb.wait_for(Server::A, &query, "A to agree again", |s| s.is_empty())
+        .await;
+}
+
+#[tokio::test]
+async fn victoria_metrics_as_server_b_answers_like_prometheus() {
+    let sb = Sandbox::start_with(SandboxOptions {
+        server_b: ServerKind::VictoriaMetrics,
+        ..SandboxOptions::default()
+    })
+    .await;
+    assert_eq!(sb.server(Server::B).kind(), ServerKind::VictoriaMetrics);
+    sb.wait_until_ready().await;
+    for server in Server::ALL {
+        assert_every_target_up(&sb, server).await;
+    }
+    check_catalog(&sb).await;
+}
+
+// --- The catalog rules against the fakes -------------------------------------------------
+
+#[derive(Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Deserialize)]
+struct RuleGroup {
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+struct Rule {
+    alert: Option<String>,
+    expr: String,
+}
+
+/// Issue 3's table: (key, file in ../shared/tidb-rules, alert). Key 32 is computed by the
+/// daemon and has no PromQL.
+const CATALOG: [(&str, &str, &str); 38] = [
+    (
+        "TiDB.pd.PD_server_is_down",
+        "blacker.rules.yml",
+        "PD_server_is_down",
+    ),
+    ("TiDB.pd.PD_node_restart", "pd.rules.yml", "PD_node_restart"),
+    (
+        "TiDB.tidb.TiDB_server_is_down",
+        "blacker.rules.yml",
+        "TiDB_server_is_down",
+    ),
+    (
+        "TiDB.tidb.TiDB_node_restart",
+        "tidb.rules.yml",
+        "TiDB_node_restart",
+    ),
+    (
+        "TiDB.tidb.TiDB_schema_error",
+        "tidb.rules.yml",
+        "TiDB_schema_error",
+    ),
+    (
+        "TiDB.tidb.TiDB_monitor_keep_alive",
+        "tidb.rules.yml",
+        "TiDB_monitor_keep_alive",
+    ),
+    (
+        "TiDB.tidb.TiDB_monitor_time_jump_back_error",
+        "tidb.rules.yml",
+        "TiDB_monitor_time_jump_back_error",
+    ),
+    (
+        "TiDB.tidb.TiDB_ddl_waiting_jobs",
+        "tidb.rules.yml",
+        "TiDB_ddl_waiting_jobs",
+    ),
+    (
+        "TiDB.tidb.TiDB_server_panic_total",
+        "tidb.rules.yml",
+        "TiDB_server_panic_total",
+    ),
+    (
+        "TiDB.tikv.TiKV_server_is_down",
+        "blacker.rules.yml",
+        "TiKV_server_is_down",
+    ),
+    (
+        "TiDB.tikv.TiKV_node_restart",
+        "tikv.rules.yml",
+        "TiKV_node_restart",
+    ),
+    (
+        "TiDB.tikv.TiKV_GC_can_not_work",
+        "tikv.rules.yml",
+        "TiKV_GC_can_not_work",
+    ),
+    (
+        "TiDB.tikv.TiKV_coprocessor_request_error",
+        "tikv.rules.yml",
+        "TiKV_coprocessor_request_error",
+    ),
+    (
+        "TiDB.tikv.TiKV_raft_append_log_duration_secs",
+        "tikv.rules.yml",
+        "TiKV_raft_append_log_duration_secs",
+    ),
+    (
+        "TiDB.tikv.TiKV_raftstore_thread_cpu_seconds_total",
+        "tikv.rules.yml",
+        "TiKV_raftstore_thread_cpu_seconds_total",
+    ),
+    (
+        "TiDB.tikv.TiKV_thread_apply_worker_cpu_seconds",
+        "tikv.rules.yml",
+        "TiKV_thread_apply_worker_cpu_seconds",
+    ),
+    (
+        "TiDB.tikv.TiKV_approximate_region_size",
+        "tikv.rules.yml",
+        "TiKV_approximate_region_size",
+    ),
+    (
+        "TiDB.tikv.TiKV_async_request_write_duration_seconds",
+        "tikv.rules.yml",
+        "TiKV_async_request_write_duration_seconds",
+    ),
+    (
+        "TiDB.tikv.TiKV_coprocessor_pending_request",
+        "tikv.rules.yml",
+        "TiKV_coprocessor_pending_request",
+    ),
+    (
+        "TiDB.tikv.TiKV_raft_apply_log_duration_secs",
+        "tikv.rules.yml",
+        "TiKV_raft_apply_log_duration_secs",
+    ),
+    (
+        "TiDB.tikv.TiKV_scheduler_command_duration_seconds",
+        "tikv.rules.yml",
+        "TiKV_scheduler_command_duration_seconds",
+    ),
+    (
+        "TiDB.tikv.TiKV_scheduler_latch_wait_duration_seconds",
+        "tikv.rules.yml",
+        "TiKV_scheduler_latch_wait_duration_seconds",
+    ),
+    (
+        "TiDB.tikv.TiKV_write_stall",
+        "tikv.rules.yml",
+        "TiKV_write_stall",
+    ),
+    (
+        "TiDB.tiflash.TiFlash_server_is_down",
+        "tiflash.rules.yml",
+        "TiFlash_server_is_down",
+    ),
+    (
+        "TiDB.tiflash.TiFlash_schema_error",
+        "variants/pingcap-tiflash@2e017fd/tiflash.rules.yml",
+        "TiFlash_schema_error",
+    ),
+    (
+        "TiDB.blackbox_exporter.Blackbox_exporter_server_is_down",
+        "blacker.rules.yml",
+        "Blackbox_exporter_server_is_down",
+    ),
+    (
+        "TiDB.blackbox_exporter.BLACKER_ping_latency_more_than_1s",
+        "blacker.rules.yml",
+        "BLACKER_ping_latency_more_than_1s",
+    ),
+    (
+        "TiDB.node_exporter.Node_exporter_server_is_down",
+        "blacker.rules.yml",
+        "Node_exporter_server_is_down",
+    ),
+    (
+        "TiDB.grafana.Grafana_server_is_down",
+        "blacker.rules.yml",
+        "Grafana_server_is_down",
+    ),
+    (
+        "TiDB.cluster.PD_cluster_down_tikv_nums",
+        "variants/tikv-pd@v8.5.7/pd.rules.yml",
+        "PD_cluster_down_tikv_nums",
+    ),
+    (
+        "TiDB.cluster.PD_cluster_lost_connect_tikv_nums",
+        "variants/tikv-pd@v8.5.7/pd.rules.yml",
+        "PD_cluster_lost_connect_tikv_nums",
+    ),
+    (
+        "TiDB.cluster.PD_leader_change",
+        "pd.rules.yml",
+        "PD_leader_change",
+    ),
+    (
+        "TiDB.cluster.TiKV_space_used_more_than_80",
+        "variants/tikv-pd@v8.5.7/pd.rules.yml",
+        "TiKV_space_used_more_than_80%",
+    ),
+    (
+        "TiDB.cluster.PD_miss_peer_region_count",
+        "pd.rules.yml",
+        "PD_miss_peer_region_count",
+    ),
+    (
+        "TiDB.cluster.PD_no_store_for_making_replica",
+        "variants/tikv-pd@v8.5.7/pd.rules.yml",
+        "PD_no_store_for_making_replica",
+    ),
+    (
+        "TiDB.cluster.PD_system_time_slow",
+        "pd.rules.yml",
+        "PD_system_time_slow",
+    ),
+    (
+        "TiDB.cluster.PD_cluster_low_space",
+        "pd.rules.yml",
+        "PD_cluster_low_space",
+    ),
+    (
+        "TiDB.cluster.PD_down_peer_region_nums",
+        "pd.rules.yml",
+        "PD_down_peer_region_nums",
+    ),
+];
+
+/// Keys 25 and 30 have no upstream rule; issue 3 gives their expressions.
+const WITHOUT_UPSTREAM: [(&str, &str); 2] = [
+    (
+        "TiDB.tiflash.TiFlash_proxy_node_restart",
+        r#"changes(tiflash_proxy_process_start_time_seconds{job="tiflash"}[5m]) > 0"#,
+    ),
+    (
+        "TiDB.node_exporter.Node_exporter_node_restart",
+        r#"changes(process_start_time_seconds{job="overwritten-nodes"}[5m]) > 0"#,
+    ),
+];
+
+fn rules_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tidb-rules")
+}
+
+/// (key, expression) of the 40 PromQL rules of the catalog.
+fn catalog_expressions() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = CATALOG
+        .iter()
+        .map(|(key, file, alert)| {
+            let path = rules_dir().join(file);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let rules: RuleFile =
+                yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let expr = rules
+                .groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .find(|r| r.alert.as_deref() == Some(alert))
+                .map(|r| r.expr.clone())
+                .unwrap_or_else(|| panic!("no alert {alert} in {}", path.display()));
+            (key.to_string(), expr)
+        })
+        .collect();
+    out.extend(
+        WITHOUT_UPSTREAM
+            .iter()
+            .map(|(key, expr)| (key.to_string(), expr.to_string())),
+    );
+    out
+}
+
+/// Every vector selector of an expression, at any depth, as PromQL text.
+fn selectors(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::VectorSelector(vs) => out.push(vs.to_string()),
+        Expr::MatrixSelector(ms) => out.push(ms.vs.to_string()),
+        Expr::Aggregate(a) => {
+            selectors(&a.expr, out);
+            if let Some(param) = &a.param {
+                selectors(param, out);
+            }
+        }
+        Expr::Unary(u) => selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            selectors(&b.lhs, out);
+            selectors(&b.rhs, out);
+        }
+        Expr::Paren(p) => selectors(&p.expr, out),
+        Expr::Subquery(s) => selectors(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| selectors(a, out)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The measured sides of a rule: for `X > 5` it is `X`, for `A and B` the measured sides
+/// of both. A healthy rule is false because these have values below the thresholds, not
+/// because they are empty.
+fn measured_sides(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::Paren(p) => measured_sides(&p.expr, out),
+        Expr::Binary(b) if b.op.is_set_operator() => {
+            measured_sides(&b.lhs, out);
+            measured_sides(&b.rhs, out);
+        }
+        Expr::Binary(b)
+            if b.op.is_comparison_operator() && matches!(*b.rhs, Expr::NumberLiteral(_)) =>
+        {
+            out.push(b.lhs.to_string());
+        }
+        other => out.push(other.to_string()),
+    }
+}
+
+/// Every catalog selector has series on both servers, every measured side has a value, and
+/// every rule is false: the fakes serve the real names, healthy.
+async fn check_catalog(sb: &Sandbox) {
+    let expressions = catalog_expressions();
+    assert_eq!(expressions.len(), 40, "41 keys, one of them computed");
+    for (key, text) in &expressions {
+        let expr = parser::parse(text).unwrap_or_else(|e| panic!("{key}: {text}: {e}"));
+        let mut found = Vec::new();
+        selectors(&expr, &mut found);
+        assert!(!found.is_empty(), "{key}: no selector in {text}");
+        let mut sides = Vec::new();
+        measured_sides(&expr, &mut sides);
+        for server in Server::ALL {
+            for selector in &found {
+                let samples = sb.query(server, selector).await;
+                assert!(
+                    !samples.is_empty(),
+                    "{key}: server {server:?} has no series for {selector} (rule: {text})"
+                );
+            }
+            for side in &sides {
+                // Rates and increases need a second sample: wait for it, bounded.
+                let what = format!("{key}: a value for {side}");
+                sb.wait_for(server, side, &what, |s| !s.is_empty()).await;
+            }
+            let firing = sb.query(server, text).await;
+            assert!(
+                firing.is_empty(),
+                "{key}: true on server {server:?} in a healthy sandbox: {text} gave {firing:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn catalog_rules_find_their_metrics_and_are_false_when_healthy() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    check_catalog(&sb).await;
+}
