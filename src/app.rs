@@ -53,6 +53,9 @@ pub struct Agent {
     cluster_reporter: bool,
     state_path: PathBuf,
     extra_entries: Vec<watch::Receiver<Vec<Entry>>>,
+    /// Ping targets seen in `instance` labels, when `targets_from_prometheus` is on.
+    ping_targets: Option<watch::Sender<Vec<String>>>,
+    next_targets: Option<Instant>,
     prometheus_key: String,
     prometheus_level: String,
 }
@@ -115,6 +118,8 @@ impl Agent {
             cluster_reporter,
             state_path,
             extra_entries: Vec::new(),
+            ping_targets: None,
+            next_targets: None,
             prometheus_key: plan.prometheus_key,
             prometheus_level: plan.prometheus_level,
             config,
@@ -128,6 +133,59 @@ impl Agent {
     /// Adds a source of entries computed elsewhere (ping), read at every cycle.
     pub fn add_entries(&mut self, rx: watch::Receiver<Vec<Entry>>) {
         self.extra_entries.push(rx);
+    }
+
+    /// Starts the ping task when `[ping] enabled`; its keys join every snapshot.
+    pub fn start_ping(&mut self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        if !self.config.ping.enabled {
+            return;
+        }
+        let (entries_tx, entries_rx) = watch::channel(Vec::new());
+        let (targets_tx, targets_rx) = watch::channel(Vec::new());
+        let template =
+            crate::rules::KeyTemplate::parse(&self.config.agent.key_template).unwrap_or_default();
+        let product = self.config.agent.product.clone();
+        let key_name = move |component: &str, alert: &str| template.key(&product, component, alert);
+        tasks.spawn(crate::ping::task::run(
+            self.config.ping.clone(),
+            key_name,
+            targets_rx,
+            entries_tx,
+            shutdown.clone(),
+        ));
+        self.add_entries(entries_rx);
+        if self.config.ping.targets_from_prometheus {
+            self.ping_targets = Some(targets_tx);
+        }
+    }
+
+    /// Host addresses in every `instance` label, for `targets_from_prometheus`.
+    async fn refresh_ping_targets(&mut self) {
+        let Some(tx) = &self.ping_targets else { return };
+        if self.next_targets.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let deadline = Instant::now() + self.config.prometheus.timeout.get();
+        let label = &self.config.host.label;
+        match self
+            .pair
+            .query(&format!("count by ({label}) (up)"), deadline)
+            .await
+        {
+            Ok(answer) => {
+                let mut hosts: Vec<String> = answer
+                    .series
+                    .iter()
+                    .filter_map(|s| s.get(label))
+                    .map(|i| host_of(i).to_string())
+                    .collect();
+                hosts.sort();
+                hosts.dedup();
+                tx.send_replace(hosts);
+                self.next_targets = Some(Instant::now() + self.config.host.detect_every.get());
+            }
+            Err(e) => tracing::debug!("cannot list ping targets from Prometheus: {e}"),
+        }
     }
 
     /// The components this host reports now.
@@ -173,6 +231,7 @@ impl Agent {
     pub async fn cycle(&mut self) -> Snapshot {
         let now = Timestamp::now();
         let components = self.components(now).await;
+        self.refresh_ping_targets().await;
         let mut entries = self
             .evaluator
             .cycle(&self.rules, &components, self.cluster_reporter, now)
@@ -272,6 +331,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             }
         };
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
+        agent.start_ping(&tasks, &generation);
         tasks.spawn(liveness::run(
             agent.pair().clone(),
             config.agent.interval.get(),
@@ -475,5 +535,29 @@ pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
         ExitCode::from(EXIT_RUNTIME)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `10.0.1.5:20180` → `10.0.1.5`; `[::1]:9090` → `::1`; a bare host stays as it is.
+fn host_of(instance: &str) -> &str {
+    if let Some(rest) = instance.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match instance.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            host
+        }
+        _ => instance,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_of_strips_ports() {
+        assert_eq!(super::host_of("10.0.1.5:20180"), "10.0.1.5");
+        assert_eq!(super::host_of("[::1]:9090"), "::1");
+        assert_eq!(super::host_of("tidb-1"), "tidb-1");
+        assert_eq!(super::host_of("fe80::1"), "fe80::1");
     }
 }

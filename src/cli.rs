@@ -13,8 +13,8 @@ use crate::config::{DEFAULT_PATH, FormatKind};
     about = "Evaluates TiDB's alert rules for this host against the Prometheus pair and writes one 0/1 value per alert key"
 )]
 pub struct Cli {
-    /// Configuration file.
-    #[arg(short, long, global = true, env = "TIDB_HOST_AGENT_CONFIG", default_value = DEFAULT_PATH)]
+    /// Configuration file (also accepted after the subcommand).
+    #[arg(short, long, env = "TIDB_HOST_AGENT_CONFIG", default_value = DEFAULT_PATH)]
     pub config: PathBuf,
 
     #[command(subcommand)]
@@ -24,25 +24,55 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon (the default).
-    Run,
+    Run(ConfigArg),
     /// Validate the configuration and rules; exit 78 when invalid.
     Check {
         /// Also probe every server and run every query once.
         #[arg(long)]
         connect: bool,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Print each key with its scope, `for` and level, and the exact PromQL it sends.
     Explain {
         /// Host address to scope the queries to, instead of this host's; may repeat.
         #[arg(long = "address", value_name = "A")]
         addresses: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Run one cycle, print the snapshot, exit (a drop-in for the old cron script).
     Once {
         /// Output format.
         #[arg(long, value_enum, default_value = "agent")]
         format: FormatArg,
+        #[command(flatten)]
+        config: ConfigArg,
     },
+    /// Ping targets once, fping-style (needs no configuration).
+    Ping(crate::ping::cli::PingArgs),
+}
+
+/// `-c PATH` after a subcommand, for operators who type `check -c FILE`. `ping` has
+/// its own `-c` (the echo count), like fping and ping.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file (overrides the one before the subcommand).
+    #[arg(short = 'c', long = "config", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+impl Command {
+    /// The config path given after the subcommand, if any.
+    pub fn config_override(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Run(c)
+            | Command::Check { config: c, .. }
+            | Command::Explain { config: c, .. }
+            | Command::Once { config: c, .. } => c.config.as_ref(),
+            Command::Ping(_) => None,
+        }
+    }
 }
 
 /// `--format` values, mirroring the config's `format`.

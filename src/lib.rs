@@ -11,6 +11,7 @@
 //! - [`evaluation`]: the `for` state machine, the cycle, the state file.
 //! - [`snapshot`]: the keys, values and states one cycle reports.
 //! - [`output`]: formats and sinks.
+//! - [`ping`]: concurrent ICMP rounds, ping keys, the slow-ping record, `ping`.
 //! - [`metrics`]: self-metrics (always counted, served when configured).
 //! - [`lifecycle`]: logging, signals, systemd notify.
 //! - [`app`]: builds every task from the config; reload and shutdown.
@@ -24,6 +25,7 @@ pub mod evaluation;
 pub mod lifecycle;
 pub mod metrics;
 pub mod output;
+pub mod ping;
 pub mod plan;
 pub mod prometheus;
 pub mod promql;

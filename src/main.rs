@@ -31,24 +31,34 @@ fn main() -> ExitCode {
             return ExitCode::from(app::EXIT_RUNTIME);
         }
     };
-    let command = cli.command.unwrap_or(Command::Run);
-    let config = match app::load_config(&cli.config) {
+    let command = cli.command.unwrap_or(Command::Run(Default::default()));
+    // One-shot commands that need no configuration.
+    let command = match command {
+        Command::Ping(args) => {
+            logging::init_stderr();
+            return runtime.block_on(tidb_host_agent::ping::cli::main(args));
+        }
+        other => other,
+    };
+    let path = command.config_override().cloned().unwrap_or(cli.config);
+    let config = match app::load_config(&path) {
         Ok(c) => c,
         Err(code) => return code,
     };
     match command {
-        Command::Run => {
+        Command::Run(_) => {
             let _guard = logging::init(&config.log);
-            runtime.block_on(app::run(cli.config, config))
+            runtime.block_on(app::run(path, config))
         }
-        Command::Check { connect } => {
+        Command::Check { connect, .. } => {
             logging::init_stderr();
-            runtime.block_on(app::check(&cli.config, config, connect))
+            runtime.block_on(app::check(&path, config, connect))
         }
-        Command::Explain { addresses } => app::explain(&cli.config, &config, &addresses),
-        Command::Once { format } => {
+        Command::Explain { addresses, .. } => app::explain(&path, &config, &addresses),
+        Command::Once { format, .. } => {
             logging::init_stderr();
             runtime.block_on(app::once(config, format.into()))
         }
+        Command::Ping(_) => ExitCode::from(2), // handled above
     }
 }

@@ -76,11 +76,12 @@ fn explain_command_with_an_address_prints_the_golden_text() {
         first_difference(&expected, &actual)
     );
 
+    // `-c` after the subcommand works too.
     let bad = Command::new(env!("CARGO_BIN_EXE_tidb-host-agent"))
         .env_remove("TIDB_HOST_AGENT_CONFIG")
-        .arg("-c")
+        .args(["explain", "-c"])
         .arg(&config)
-        .args(["explain", "--address", " "])
+        .args(["--address", " "])
         .output();
     let bad = match bad {
         Ok(output) => output,
