@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             logging::init_stderr();
             runtime.block_on(app::check(&path, config, connect))
         }
+        Command::Explain { addresses, .. } => app::explain(&path, &config, &addresses),
         Command::Once { format, .. } => {
             logging::init_stderr();
             runtime.block_on(app::once(config, format.into()))
