@@ -25,6 +25,17 @@ use super::io::run_on;
 use super::process::unix_now;
 use super::topology::{Component, Endpoint, FakeSpec, Host, Server};
 
+/// Linux counts process start times in clock ticks (USER_HZ = 100), so a real
+/// `process_start_time_seconds` has two decimals. So do the fakes': a value with more digits
+/// than VictoriaMetrics keeps may round differently in two storage blocks, which its
+/// `changes()` would count as a restart.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+fn process_start_time() -> f64 {
+    // Dividing last gives the double nearest to the two-decimal value.
+    (unix_now() * TICKS_PER_SECOND).floor() / TICKS_PER_SECOND
+}
+
 /// How long closing a fake's listeners and connections may take.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 
@@ -83,7 +94,7 @@ impl FakeProcess {
                 block,
                 state: Mutex::new(FakeState {
                     series,
-                    start_time: unix_now(),
+                    start_time: process_start_time(),
                     running: None,
                 }),
             }),
@@ -153,7 +164,7 @@ impl FakeProcess {
             {
                 let mut state = inner.lock();
                 let now = Instant::now();
-                state.start_time = unix_now().max(state.start_time + 0.001);
+                state.start_time = process_start_time().max(state.start_time + 1.0 / TICKS_PER_SECOND);
                 for series in state.series.iter_mut().flatten() {
                     if series.kind != Kind::Gauge {
                         series.level.set_value(0.0, now);

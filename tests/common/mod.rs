@@ -36,6 +36,7 @@ mod block;
 mod component_metrics;
 mod exposition;
 mod fake;
+mod history;
 mod io;
 mod process;
 mod query;
@@ -46,6 +47,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -96,6 +98,8 @@ pub struct MetricsServer {
     process: Arc<ManagedProcess>,
     http: reqwest::Client,
     io: Handle,
+    /// VictoriaMetrics only: the history of [`history`] was imported.
+    has_history: Arc<AtomicBool>,
 }
 
 impl MetricsServer {
@@ -281,6 +285,7 @@ impl Sandbox {
                 process: Arc::new(process),
                 http: sandbox.http.clone(),
                 io: sandbox.io.handle(),
+                has_history: Arc::new(AtomicBool::new(false)),
             });
         }
         let processes: Vec<Arc<ManagedProcess>> = sandbox
@@ -420,7 +425,8 @@ impl Sandbox {
 
     /// Waits until every running (not stopped, not paused) server has scraped every target
     /// since it last started, and sees the current state: `up` and `probe_success` are 1
-    /// exactly for the targets whose process runs.
+    /// exactly for the targets whose process runs. The first time, a VictoriaMetrics server
+    /// also gets the history of a long-running one (see [`history`]).
     pub async fn wait_until_ready(&self) {
         for server in Server::ALL {
             let target = self.server(server);
@@ -444,6 +450,18 @@ impl Sandbox {
                     count_of(samples) == expected
                 })
                 .await;
+            }
+            if target.kind == ServerKind::VictoriaMetrics
+                && !target.has_history.swap(true, Ordering::SeqCst)
+            {
+                let (http, url) = (self.http.clone(), target.url());
+                let imported = run_on(&self.io.handle(), async move {
+                    history::backfill(&http, &url, since).await
+                })
+                .await;
+                if let Err(why) = imported {
+                    panic!("cannot give server {server:?} its history: {why}");
+                }
             }
         }
     }
