@@ -164,7 +164,8 @@ impl FakeProcess {
             {
                 let mut state = inner.lock();
                 let now = Instant::now();
-                state.start_time = process_start_time().max(state.start_time + 1.0 / TICKS_PER_SECOND);
+                state.start_time =
+                    process_start_time().max(state.start_time + 1.0 / TICKS_PER_SECOND);
                 for series in state.series.iter_mut().flatten() {
                     if series.kind != Kind::Gauge {
                         series.level.set_value(0.0, now);

@@ -13,8 +13,7 @@ use serde_json::json;
 use super::query::instant_query;
 
 /// The series that the catalog's `changes()` rules read.
-const CHANGES_SERIES: &str =
-    r#"{__name__=~"process_start_time_seconds|tiflash_proxy_process_start_time_seconds|pd_tso_events"}"#;
+const CHANGES_SERIES: &str = r#"{__name__=~"process_start_time_seconds|tiflash_proxy_process_start_time_seconds|pd_tso_events"}"#;
 
 /// The catalog's longest `changes()` window is 10m; one more minute covers the sample that
 /// comes before it.
