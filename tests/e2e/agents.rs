@@ -370,22 +370,28 @@ impl HostAgent {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// The self-metrics text (OpenMetrics).
-    pub fn metrics(&self) -> String {
-        support::http_get(&self.metrics_addr, "/metrics").unwrap_or_else(|| {
-            panic!(
+    /// The self-metrics text (OpenMetrics), once the agent serves it.
+    pub async fn metrics(&self) -> String {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            if let Some(text) = support::http_get(&self.metrics_addr, "/metrics") {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
                 "{}: no self-metrics on {}\nlog tail:\n{}",
                 self.name,
                 self.metrics_addr,
                 self.log_tail()
-            )
-        })
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Queries sent to `server` (its URL) so far.
-    pub fn queries_to(&self, server_url: &str) -> f64 {
+    pub async fn queries_to(&self, server_url: &str) -> f64 {
         sample(
-            &self.metrics(),
+            &self.metrics().await,
             "tidb_host_agent_query_duration_seconds_count",
             &[("server", server_url)],
         )

@@ -61,6 +61,11 @@ async fn broken_answers_from_the_preferred_server_fail_over_to_the_real_pair() {
         .max_response_bytes(MAX_RESPONSE_BYTES)
         .start();
     let healthy = expect::healthy(&sb, Host::Ten);
+    wait_until(
+        &[(&agent, healthy.clone())],
+        "healthy, the mock answering 503",
+    )
+    .await;
 
     for fault in [
         Fault::ServerError,
@@ -70,7 +75,7 @@ async fn broken_answers_from_the_preferred_server_fail_over_to_the_real_pair() {
         Fault::OversizedChunked,
         Fault::HangQueries,
     ] {
-        let cycles_before = Histogram::read(&agent.metrics(), CYCLE, &[]);
+        let cycles_before = Histogram::read(&agent.metrics().await, CYCLE, &[]);
         mock.set(fault);
         let log_before = agent.log().len();
         wait_for_queries(&mock, fault, &agent).await;
@@ -91,7 +96,7 @@ async fn broken_answers_from_the_preferred_server_fail_over_to_the_real_pair() {
             "{fault:?}: no `query failed ({})` for the mock in the log; lines: {new_lines:#?}",
             logged_as(fault)
         );
-        let cycles = Histogram::read(&agent.metrics(), CYCLE, &[]).since(&cycles_before);
+        let cycles = Histogram::read(&agent.metrics().await, CYCLE, &[]).since(&cycles_before);
         eprintln!(
             "{fault:?}: {} cycles, mean {:.0} ms, every cycle <= {} s (bucket); logged: {}",
             cycles.count,

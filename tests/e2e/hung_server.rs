@@ -21,10 +21,10 @@ async fn a_hung_server_costs_one_timeout_and_is_used_again_after_a_probe() {
     let a = sb.server(Server::A).url();
     // .1 prefers A because it is local, .10 because it comes first; .2 prefers B.
     let prefer_a: Vec<&HostAgent> = agents.iter().filter(|g| g.host != Host::Two).collect();
-    let cycles_before: Vec<Histogram> = agents
-        .iter()
-        .map(|g| Histogram::read(&g.metrics(), CYCLE, &[]))
-        .collect();
+    let mut cycles_before = Vec::new();
+    for agent in &agents {
+        cycles_before.push(Histogram::read(&agent.metrics().await, CYCLE, &[]));
+    }
 
     sb.server(Server::A).pause();
     let prometheus_down = expect::prometheus_key();
@@ -41,20 +41,23 @@ async fn a_hung_server_costs_one_timeout_and_is_used_again_after_a_probe() {
     .await;
 
     // Later cycles do not wait on A: they do not even ask it.
-    let sent: Vec<f64> = prefer_a.iter().map(|g| g.queries_to(&a)).collect();
+    let mut sent = Vec::new();
+    for agent in &prefer_a {
+        sent.push(agent.queries_to(&a).await);
+    }
     for agent in &prefer_a {
         agent.next_snapshots(SKIPPING_CYCLES).await;
     }
     for (agent, before) in prefer_a.iter().zip(&sent) {
         assert_eq!(
-            agent.queries_to(&a),
+            agent.queries_to(&a).await,
             *before,
             "{}: queried the hung server A in later cycles",
             agent.name
         );
     }
     for (agent, before) in agents.iter().zip(&cycles_before) {
-        let cycles = Histogram::read(&agent.metrics(), CYCLE, &[]).since(before);
+        let cycles = Histogram::read(&agent.metrics().await, CYCLE, &[]).since(before);
         eprintln!(
             "{} while A hangs (query timeout 2 s): {} cycles, mean {:.0} ms, every cycle <= {} s (bucket)",
             agent.name,
@@ -69,7 +72,7 @@ async fn a_hung_server_costs_one_timeout_and_is_used_again_after_a_probe() {
     // A is used again, once a probe has succeeded.
     let deadline = Instant::now() + WAIT_LIMIT;
     for (agent, before) in prefer_a.iter().zip(&sent) {
-        while agent.queries_to(&a) <= *before {
+        while agent.queries_to(&a).await <= *before {
             assert!(
                 Instant::now() < deadline,
                 "{}: A answers probes again but gets no query\n{}",

@@ -64,10 +64,10 @@ async fn victoria_metrics_as_server_b_gives_the_same_healthy_snapshots() {
         .iter()
         .find(|a| a.host == Host::Two)
         .expect("agent on .2");
-    let metrics = two.metrics();
+    let metrics = two.metrics().await;
     let b = sb.server(Server::B).url();
     assert!(
-        two.queries_to(&b) > 0.0,
+        two.queries_to(&b).await > 0.0,
         "{}: no query went to {b}",
         two.name
     );
@@ -84,17 +84,17 @@ async fn victoria_metrics_as_server_b_gives_the_same_healthy_snapshots() {
 async fn log_cycle_figures(sb: &Sandbox, agent: &HostAgent) {
     let a = sb.server(Server::A).url();
     let before_cycles = Histogram::read(
-        &agent.metrics(),
+        &agent.metrics().await,
         "tidb_host_agent_cycle_duration_seconds",
         &[],
     );
     let before_queries = Histogram::read(
-        &agent.metrics(),
+        &agent.metrics().await,
         "tidb_host_agent_query_duration_seconds",
         &[("server", &a)],
     );
     agent.next_snapshots(MEASURED_CYCLES).await;
-    let text = agent.metrics();
+    let text = agent.metrics().await;
     let cycles =
         Histogram::read(&text, "tidb_host_agent_cycle_duration_seconds", &[]).since(&before_cycles);
     let queries = Histogram::read(
