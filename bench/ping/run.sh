@@ -31,6 +31,7 @@ targets() {
   awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) printf "127.%d.%d.%d\n", 1 + int(i / 62500), int(i / 250) % 250, i % 250 + 1 }'
 }
 targets 1000 >"$work/t1000"
+targets 6000 >"$work/t6000"
 targets 10000 >"$work/t10000"
 
 # One timed run: prints "wall user sys maxrss_kb sent received".
@@ -48,9 +49,12 @@ timed() {
 
 ours_1000=( "$BIN" ping -c 10 -i 40ms -s 16 -j 1000 -f "$work/t1000" )
 fping_1000=( fping -q -c 10 -p 40 -i 0 -b 16 -f "$work/t1000" )
+# About the most fping takes at 10 echoes (it has 65,535 sequence numbers in all).
+ours_6000=( "$BIN" ping -c 10 -i 40ms -s 16 -j 6000 -f "$work/t6000" )
+fping_6000=( fping -q -c 10 -p 40 -i 0 -b 16 -f "$work/t6000" )
 ours_10000=( "$BIN" ping -c 10 -i 40ms -s 16 -j 10000 -f "$work/t10000" )
 
-: >"$work/ours1000"; : >"$work/fping1000"; : >"$work/ours10000"
+: >"$work/ours1000"; : >"$work/fping1000"; : >"$work/ours6000"; : >"$work/fping6000"; : >"$work/ours10000"
 for run in $(seq 1 "$RUNS"); do
   # A/B alternated, so that neither tool always runs second.
   if [ $((run % 2)) -eq 1 ]; then
@@ -59,6 +63,13 @@ for run in $(seq 1 "$RUNS"); do
   else
     timed fping "${fping_1000[@]}" >>"$work/fping1000"
     timed ours "${ours_1000[@]}" >>"$work/ours1000"
+  fi
+  if [ $((run % 2)) -eq 1 ]; then
+    timed ours "${ours_6000[@]}" >>"$work/ours6000"
+    timed fping "${fping_6000[@]}" >>"$work/fping6000"
+  else
+    timed fping "${fping_6000[@]}" >>"$work/fping6000"
+    timed ours "${ours_6000[@]}" >>"$work/ours6000"
   fi
   timed ours "${ours_10000[@]}" >>"$work/ours10000"
 done
@@ -84,6 +95,11 @@ $(row "fping -q -c 10 -p 40 -i 0 -b 16" "$work/fping1000")
 
 Wall time ratio (ours / fping): **$ratio** (goal ≤ 1.1).
 
+| 6,000 targets × 10 echoes, 40 ms, 16 B | wall | CPU | peak RSS | loss |
+|---|---|---|---|---|
+$(row "tidb-host-agent ping -j 6000" "$work/ours6000")
+$(row "fping -q -c 10 -p 40 -i 0 -b 16" "$work/fping6000")
+
 | 10,000 targets × 10 echoes, 40 ms, 16 B | wall | CPU | peak RSS | loss |
 |---|---|---|---|---|
 $(row "tidb-host-agent ping -j 10000" "$work/ours10000")
@@ -93,5 +109,7 @@ fping on 10,000 targets: \`$fping_10000_says\`
 Raw runs (wall user sys maxrss_kb sent received):
 - ours, 1,000: $(paste -sd';' "$work/ours1000")
 - fping, 1,000: $(paste -sd';' "$work/fping1000")
+- ours, 6,000: $(paste -sd';' "$work/ours6000")
+- fping, 6,000: $(paste -sd';' "$work/fping6000")
 - ours, 10,000: $(paste -sd';' "$work/ours10000")
 EOF
