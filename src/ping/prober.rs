@@ -1,4 +1,5 @@
-//! The ICMP sockets: one surge-ping client per address family, shared by every pinger.
+//! The ICMP sockets: a few surge-ping clients per address family (one per core),
+//! shared by every pinger.
 //!
 //! Linux offers two kinds: unprivileged ICMP datagram sockets, allowed to the groups in
 //! `net.ipv4.ping_group_range`, and raw sockets, which need CAP_NET_RAW. We try the
@@ -12,9 +13,9 @@ use std::sync::Arc;
 
 use socket2::Type;
 use surge_ping::{Client, ICMP};
+use tokio::sync::Semaphore;
 
 use super::socket_options;
-use tokio::sync::Semaphore;
 
 /// The one error an operator sees when neither socket kind is allowed (SPEC §13).
 pub const NO_PERMISSION_MESSAGE: &str = "ping is off: this process may not open ICMP sockets \
@@ -117,8 +118,8 @@ impl Prober {
         }
     }
 
-    /// Opens the family's sockets unless they are open already; returns the first.
-    pub fn open(&mut self, family: Family) -> Result<&Socket, ProberError> {
+    /// Opens the family's sockets unless they are open already.
+    pub fn open(&mut self, family: Family) -> Result<&[Socket], ProberError> {
         let open = match family {
             Family::V4 => !self.v4.is_empty(),
             Family::V6 => !self.v6.is_empty(),
@@ -144,10 +145,7 @@ impl Prober {
                 Family::V6 => self.v6 = opened?,
             }
         }
-        self.sockets(family).first().ok_or(ProberError::Open {
-            family,
-            source: io::Error::other("no socket"),
-        })
+        Ok(self.sockets(family))
     }
 
     fn sockets(&self, family: Family) -> &[Socket] {
@@ -275,8 +273,9 @@ mod tests {
     async fn opens_an_ipv4_socket_with_a_raised_buffer() {
         // Tests run as root or with a ping_group_range that allows us.
         let mut prober = Prober::new(1 << 20);
-        let socket = prober.open(Family::V4).unwrap();
-        assert!(socket.receive_buffer_bytes >= 1 << 20);
+        let sockets = prober.open(Family::V4).unwrap();
+        assert!(!sockets.is_empty());
+        assert!(sockets.iter().all(|s| s.receive_buffer_bytes >= 1 << 20));
         assert!(prober.socket_for("127.0.0.1".parse().unwrap(), 7).is_some());
         assert!(prober.socket_for("::1".parse().unwrap(), 7).is_none());
     }
