@@ -12,3 +12,11 @@ cargo clippy --all-targets -- -D warnings
 cargo build
 ./target/debug/tidb-host-agent check -c config.example.toml
 cargo test --all-targets -- --test-threads=2
+
+# Packaging (SPEC §12): build both packages; install, upgrade, remove and purge the .deb
+# on this host; inspect the .rpm. It needs root, and leaves the host as it found it.
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/verify-package.sh
+else
+  echo "skipping scripts/verify-package.sh: it installs packages, and needs root" >&2
+fi

@@ -136,7 +136,12 @@ impl Agent {
     }
 
     /// Starts the ping task when `[ping] enabled`; its keys join every snapshot.
-    pub fn start_ping(&mut self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    pub fn start_ping(
+        &mut self,
+        tasks: &TaskTracker,
+        metrics: Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) {
         if !self.config.ping.enabled {
             return;
         }
@@ -151,6 +156,7 @@ impl Agent {
             key_name,
             targets_rx,
             entries_tx,
+            metrics,
             shutdown.clone(),
         ));
         self.add_entries(entries_rx);
@@ -331,7 +337,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             }
         };
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
-        agent.start_ping(&tasks, &generation);
+        agent.start_ping(&tasks, metrics.clone(), &generation);
         tasks.spawn(liveness::run(
             agent.pair().clone(),
             config.agent.interval.get(),

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Verifies the packages on this Debian host, as root (CI runs it from scripts/test.sh):
+#   - builds both with scripts/package.sh, plus the .deb again with a bumped revision;
+#   - install: binary, unit, conffile, sysusers file, user, directories, enable symlink;
+#     the shipped config passes `check`; the daemon runs one cycle as its user and stops
+#     cleanly on SIGTERM;
+#   - upgrade keeps an edited config; `dpkg -r` keeps it; `dpkg -P` removes it and the state;
+#   - the unit passes `systemd-analyze verify`, and its `systemd-analyze security`
+#     exposure stays at or below 2.0;
+#   - the .rpm holds the same files with the same contents, the config is
+#     %config(noreplace), and its scriptlets create and remove what they should.
+# Leaves the machine as it found it: the package purged, the user removed if it created it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NAME=tidb-host-agent
+UNIT=$NAME.service
+CONFIG=/etc/$NAME/config.toml
+STATE_DIR=/var/lib/$NAME
+RUN_DIR=/run/$NAME
+WANTS_LINK=/etc/systemd/system/multi-user.target.wants/$UNIT
+MAX_EXPOSURE=2.0
+
+started=$(date +%s)
+checks=0
+step() { printf '\n== %s\n' "$*"; }
+ok() { checks=$((checks + 1)); printf '  ok  %s\n' "$*"; }
+fail() { printf '  FAIL %s\n' "$*" >&2; exit 1; }
+# expect DESCRIPTION COMMAND...: the command must succeed.
+expect() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
+# expect_eq DESCRIPTION ACTUAL WANTED
+expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', wanted '$3'"; fi; }
+pkg_status() { dpkg-query -W -f='${db:Status-Abbrev}' "$NAME" 2>/dev/null | tr -d ' ' || true; }
+# Never installed or purged: dpkg knows nothing of it, or only its name.
+pkg_absent() { case "$(pkg_status)" in ""|un|pn) true ;; *) false ;; esac; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "verify-package.sh: run as root (it installs and purges the package)" >&2
+  exit 1
+fi
+if ! pkg_absent; then
+  echo "verify-package.sh: $NAME is installed here ($(pkg_status)); it would be purged. Remove it first." >&2
+  exit 1
+fi
+
+need=()
+command -v rpm >/dev/null 2>&1 || need+=(rpm)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v file >/dev/null 2>&1 || need+=(file)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+user_existed=no
+getent passwd "$NAME" >/dev/null && user_existed=yes
+work=$(mktemp -d)
+daemon_pid=
+cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+  dpkg -P "$NAME" >/dev/null 2>&1 || true
+  rm -rf "$STATE_DIR" "$RUN_DIR" "/var/log/$NAME" "$WANTS_LINK"
+  # Left by the rpm scriptlet test if it stopped halfway; dpkg owns neither path then.
+  if pkg_absent; then
+    rm -f "/usr/lib/sysusers.d/$NAME.conf" "/usr/lib/systemd/system/$UNIT"
+  fi
+  if [ "$user_existed" = no ] && getent passwd "$NAME" >/dev/null; then
+    userdel "$NAME" 2>/dev/null || true
+  fi
+  if [ "$user_existed" = no ] && getent group "$NAME" >/dev/null; then
+    groupdel "$NAME" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "building the packages"
+build_started=$(date +%s)
+scripts/package.sh | tee "$work/package.log"
+deb=$(sed -n 's/^deb: *//p' "$work/package.log")
+rpm_file=$(sed -n 's/^rpm: *//p' "$work/package.log")
+PACKAGE_NO_BUILD=1 DEB_REVISION=99 scripts/package.sh >"$work/package-bumped.log"
+deb_bumped=$(sed -n 's/^deb: *//p' "$work/package-bumped.log")
+# The bumped .deb must not be left in dist/ where it would pass for the release.
+mv "$deb_bumped" "$work/"
+deb_bumped=$work/$(basename "$deb_bumped")
+build_seconds=$(($(date +%s) - build_started))
+expect "the .deb exists: $deb" test -s "$deb"
+expect "the bumped .deb exists: $(basename "$deb_bumped")" test -s "$deb_bumped"
+expect "the .rpm exists: $rpm_file" test -s "$rpm_file"
+version=$(dpkg-deb -f "$deb" Version)
+version_bumped=$(dpkg-deb -f "$deb_bumped" Version)
+expect "$version_bumped is newer than $version" dpkg --compare-versions "$version_bumped" gt "$version"
+
+step "release binary"
+binary_info=$(file -b target/release/$NAME)
+expect "stripped: $binary_info" grep -q ', stripped' <<<"$binary_info"
+expect "no debug sections" sh -c "! readelf -S target/release/$NAME | grep -q '\.debug_'"
+binary_size=$(stat -c %s target/release/$NAME)
+ok "size: $binary_size bytes"
+
+step "dpkg -i $(basename "$deb")"
+dpkg -i "$deb" </dev/null
+expect_eq "package state" "$(pkg_status)" "ii"
+expect "binary /usr/bin/$NAME is executable" test -x /usr/bin/$NAME
+expect_eq "binary is the release build" "$(sha256sum </usr/bin/$NAME)" "$(sha256sum <target/release/$NAME)"
+expect_eq "binary version" "$(/usr/bin/$NAME --version)" "$NAME $(dpkg-deb -f "$deb" Version | sed 's/-[^-]*$//')"
+expect "unit /lib/systemd/system/$UNIT is the repository's" cmp -s /lib/systemd/system/$UNIT systemd/$UNIT
+expect "sysusers file /usr/lib/sysusers.d/$NAME.conf" cmp -s /usr/lib/sysusers.d/$NAME.conf packaging/$NAME.sysusers
+expect "config $CONFIG is the shipped default" cmp -s "$CONFIG" packaging/config.toml
+expect "config is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}\n' $NAME | grep -q '^ $CONFIG '"
+expect "docs installed" test -s /usr/share/doc/$NAME/config.example.toml -a -s /usr/share/doc/$NAME/README.md
+expect "user $NAME exists" getent passwd "$NAME"
+expect "group $NAME exists" getent group "$NAME"
+uid=$(id -u "$NAME")
+expect "user is a system user (uid $uid)" test "$uid" -lt 1000
+expect "user has no login shell" sh -c "getent passwd $NAME | grep -q 'nologin\$\|/false\$'"
+expect_eq "state directory owner and mode" "$(stat -c '%U:%G %a' "$STATE_DIR")" "$NAME:$NAME 755"
+if command -v systemctl >/dev/null 2>&1; then
+  expect "unit enabled on first install ($WANTS_LINK)" test -L "$WANTS_LINK"
+fi
+if [ -d /run/systemd/system ]; then
+  expect "systemd runs here: the unit is active" systemctl is-active --quiet "$UNIT"
+else
+  ok "systemd is not running here: postinst skipped start (no error)"
+fi
+
+step "check and one daemon cycle with the shipped config"
+expect "check -c $CONFIG exits 0 (as root)" /usr/bin/$NAME check -c "$CONFIG"
+as_agent=(setpriv --reuid="$NAME" --regid="$NAME" --init-groups --reset-env)
+expect "check -c $CONFIG exits 0 (as $NAME)" "${as_agent[@]}" /usr/bin/$NAME check -c "$CONFIG"
+# What RuntimeDirectory= does under systemd.
+install -d -m 0755 -o "$NAME" -g "$NAME" "$RUN_DIR"
+"${as_agent[@]}" /usr/bin/$NAME -c "$CONFIG" run 2>"$work/daemon.log" &
+daemon_pid=$!
+# Bounded wait for the first cycle's outputs (refused or answered, the first cycle is quick).
+for _ in $(seq 1 100); do
+  [ -s "$STATE_DIR/alerts.txt" ] && [ -S "$RUN_DIR/alerts.sock" ] && break
+  kill -0 "$daemon_pid" 2>/dev/null || break
+  sleep 0.2
+done
+expect "file sink written by $NAME: $STATE_DIR/alerts.txt" test -s "$STATE_DIR/alerts.txt"
+expect "every line in the agent format" \
+  sh -c "! grep -Ev '^metric=TiDB\.[a-z_]+\.[A-Za-z0-9_]+\|value=[01]\|type=gauge\|tags=status:[a-z]+\$' $STATE_DIR/alerts.txt"
+expect "Prometheus_is_down is reported" grep -q '^metric=TiDB.prometheus.Prometheus_is_down|' "$STATE_DIR/alerts.txt"
+expect_eq "unix sink socket owner and mode" "$(stat -c '%F %U:%G %a' "$RUN_DIR/alerts.sock")" "socket $NAME:$NAME 660"
+kill -TERM "$daemon_pid"
+daemon_rc=0
+wait "$daemon_pid" || daemon_rc=$?
+daemon_pid=
+expect_eq "SIGTERM: exit code" "$daemon_rc" "0"
+expect "SIGTERM: socket removed" test ! -e "$RUN_DIR/alerts.sock"
+expect "state saved in $STATE_DIR" sh -c "ls -A $STATE_DIR | grep -qv '^alerts.txt\$'"
+if grep -qi 'panic' "$work/daemon.log"; then fail "the daemon panicked: $(cat "$work/daemon.log")"; fi
+rmdir "$RUN_DIR"
+
+step "systemd-analyze"
+verify_out=$(systemd-analyze verify /lib/systemd/system/$UNIT 2>&1) || fail "systemd-analyze verify: $verify_out"
+if grep -q "$UNIT" <<<"$verify_out"; then fail "systemd-analyze verify: $verify_out"; fi
+ok "systemd-analyze verify passes, with no complaint about $UNIT"
+security_out=$(systemd-analyze security --offline=true --no-pager /lib/systemd/system/$UNIT 2>&1) || true
+printf '%s\n' "$security_out" | grep -v '^✓' || true
+exposure=$(printf '%s\n' "$security_out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+[ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level"
+expect "exposure $exposure <= $MAX_EXPOSURE" awk -v e="$exposure" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }'
+
+step "upgrade to $version_bumped keeps an edited config"
+sed -i 's/^interval = "15s"/interval = "30s"  # edited by verify-package.sh/' "$CONFIG"
+expect "config edited" grep -q 'edited by verify-package.sh' "$CONFIG"
+# stdin closed: a conffile prompt would fail here instead of hanging.
+dpkg -i "$deb_bumped" </dev/null
+expect_eq "package state" "$(pkg_status)" "ii"
+expect_eq "installed version" "$(dpkg-query -W -f='${Version}' "$NAME")" "$version_bumped"
+expect "the edit survived" grep -q 'edited by verify-package.sh' "$CONFIG"
+expect "no .dpkg-new/.dpkg-dist beside it" sh -c "! ls /etc/$NAME/ | grep -q dpkg"
+expect_eq "user kept its uid" "$(id -u "$NAME")" "$uid"
+expect "edited config passes check" /usr/bin/$NAME check -c "$CONFIG"
+
+step "dpkg -r keeps the config"
+dpkg -r "$NAME" </dev/null
+expect_eq "package state" "$(pkg_status)" "rc"
+expect "binary removed" test ! -e /usr/bin/$NAME
+expect "unit removed" test ! -e /lib/systemd/system/$UNIT
+expect "config kept, with the edit" grep -q 'edited by verify-package.sh' "$CONFIG"
+expect "state directory kept" test -d "$STATE_DIR"
+
+step "dpkg -i after dpkg -r, then dpkg -P removes everything"
+dpkg -i "$deb_bumped" </dev/null
+expect "the edit is still there" grep -q 'edited by verify-package.sh' "$CONFIG"
+dpkg -P "$NAME" </dev/null
+expect "package purged" pkg_absent
+expect "config removed" test ! -e "$CONFIG"
+expect "/etc/$NAME removed" test ! -e "/etc/$NAME"
+expect "state directory removed" test ! -e "$STATE_DIR"
+expect "enable symlink removed" test ! -e "$WANTS_LINK" -a ! -L "$WANTS_LINK"
+
+step "rpm $(basename "$rpm_file")"
+echo "-- rpm -qpl"
+rpm -qpl "$rpm_file"
+echo "-- rpm -qp --configfiles"
+rpm -qp --configfiles "$rpm_file"
+echo "-- rpm -qp --scripts"
+rpm -qp --scripts "$rpm_file"
+# The same files as the .deb; the unit's directory differs by distribution, and the
+# .deb's copyright file is Debian policy (cargo-deb writes it).
+dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' \
+  | sed 's#^/lib/systemd/system/#/usr/lib/systemd/system/#' \
+  | grep -v "^/usr/share/doc/$NAME/copyright\$" | sort >"$work/deb-files"
+rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm_file" | awk '$1 !~ /^d/ { print $2 }' | sort >"$work/rpm-files"
+expect "same file set as the .deb" diff -u "$work/deb-files" "$work/rpm-files"
+mkdir -p "$work/deb-root" "$work/rpm-root"
+dpkg-deb -x "$deb" "$work/deb-root"
+mv "$work/deb-root/lib/systemd" "$work/deb-root/usr/lib/systemd"
+rm "$work/deb-root/usr/share/doc/$NAME/copyright"
+rmdir "$work/deb-root/lib"
+rpm2archive - <"$rpm_file" | tar -xz -C "$work/rpm-root"
+expect "same contents as the .deb" diff -r "$work/deb-root" "$work/rpm-root"
+expect_eq "config files" "$(rpm -qp --configfiles "$rpm_file")" "$CONFIG"
+# FILEFLAGS: c = %config, n = noreplace.
+flags=$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm_file" | awk -v f="$CONFIG" '$1 == f { print $2 }')
+expect "config is %config(noreplace) (flags: $flags)" sh -c "case '$flags' in *c*n*|*n*c*) true;; *) false;; esac"
+expect_eq "binary mode" "$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm_file" | awk '$2 == "/usr/bin/'$NAME'" { print $1 }')" "-rwxr-xr-x"
+for tag in POSTIN PREUN POSTUN; do
+  rpm -qp --qf "%{$tag}" "$rpm_file" >"$work/$tag.sh"
+  expect "%$tag scriptlet present and valid sh" sh -c "test -s $work/$tag.sh && sh -n $work/$tag.sh"
+done
+
+step "rpm scriptlets on this host (systemd not running here: no start, no error)"
+# Only the scriptlets run: rpm on Debian keeps its own database, so the files come from
+# the .rpm's payload, extracted above.
+install -m 0644 "$work/rpm-root/usr/lib/sysusers.d/$NAME.conf" /usr/lib/sysusers.d/$NAME.conf
+install -m 0644 "$work/rpm-root/usr/lib/systemd/system/$UNIT" /usr/lib/systemd/system/$UNIT
+if [ "$user_existed" = no ]; then
+  userdel "$NAME" 2>/dev/null || true
+  groupdel "$NAME" 2>/dev/null || true
+fi
+sh -e "$work/POSTIN.sh" 1
+expect "%post 1 created the user" getent passwd "$NAME"
+expect_eq "%post 1 created the state directory" "$(stat -c '%U:%G %a' "$STATE_DIR")" "$NAME:$NAME 755"
+# Debian's presets enable what they do not list; RHEL's disable it.
+expect "%post 1 applied the preset (enabled on Debian)" test -L "$WANTS_LINK"
+sh -e "$work/POSTIN.sh" 2
+ok "%post 2 (upgrade) runs again cleanly"
+sh -e "$work/POSTUN.sh" 1
+ok "%postun 1 (upgrade) runs cleanly"
+sh -e "$work/PREUN.sh" 0
+expect "%preun 0 left no enable symlink" test ! -e "$WANTS_LINK" -a ! -L "$WANTS_LINK"
+sh -e "$work/POSTUN.sh" 0
+ok "%postun 0 (erase) runs cleanly"
+rm -f /usr/lib/sysusers.d/$NAME.conf /usr/lib/systemd/system/$UNIT
+rm -rf "$STATE_DIR"
+
+trap - EXIT
+cleanup
+expect "machine clean: package purged" pkg_absent
+if [ "$user_existed" = no ]; then
+  expect "machine clean: no $NAME user" sh -c "! getent passwd $NAME"
+fi
+
+elapsed=$(($(date +%s) - started))
+printf '\nverify-package.sh: %d checks passed in %ds (building: %ds). exposure %s, binary %s bytes\n' \
+  "$checks" "$elapsed" "$build_seconds" "$exposure" "$binary_size"
