@@ -26,6 +26,7 @@ use crate::snapshot::{AlertState, Entry, Snapshot};
 
 /// Exit codes of SPEC §10.
 pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 78;
 
 /// SIGTERM to exit must take less than this (SPEC §12 gives 5 s).
@@ -135,7 +136,12 @@ impl Agent {
     }
 
     /// Starts the ping task when `[ping] enabled`; its keys join every snapshot.
-    pub fn start_ping(&mut self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    pub fn start_ping(
+        &mut self,
+        tasks: &TaskTracker,
+        metrics: Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) {
         if !self.config.ping.enabled {
             return;
         }
@@ -150,6 +156,7 @@ impl Agent {
             key_name,
             targets_rx,
             entries_tx,
+            metrics,
             shutdown.clone(),
         ));
         self.add_entries(entries_rx);
@@ -330,7 +337,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             }
         };
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
-        agent.start_ping(&tasks, &generation);
+        agent.start_ping(&tasks, metrics.clone(), &generation);
         tasks.spawn(liveness::run(
             agent.pair().clone(),
             config.agent.interval.get(),
@@ -338,6 +345,20 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             config.prometheus.down_after,
             generation.clone(),
         ));
+        // Alertmanager forwarding (returns at once when it is off).
+        let (forward_config, state_dir, forward_metrics, stop) = (
+            config.alertmanager.clone(),
+            config.agent.state_dir.clone(),
+            metrics.clone(),
+            generation.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(e) =
+                crate::forward::run(forward_config, state_dir, forward_metrics, stop).await
+            {
+                tracing::error!("alert forwarding is off: {e}");
+            }
+        });
         // Give the first probe a moment so the first snapshot knows who is up.
         liveness::probe_all(
             agent.pair(),
@@ -359,6 +380,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                 _ = root.cancelled() => {
                     notify::stopping();
                     agent.save_state();
+                    // The generation token is a child of root: wait for its tasks too.
+                    tasks_shutdown(&tasks).await;
                     break 'generations;
                 }
                 Some(_) = reloads.recv() => {
@@ -433,6 +456,41 @@ pub async fn once(config: Config, format_kind: FormatKind) -> ExitCode {
         return ExitCode::from(EXIT_RUNTIME);
     }
     ExitCode::SUCCESS
+}
+
+/// `explain`: every key with its scope, `for` and level, and the PromQL sent for this host,
+/// or for `addresses` when given.
+pub fn explain(path: &Path, config: &Config, addresses: &[String]) -> ExitCode {
+    let rules = match crate::rules::load(&crate::plan::load_options(config)) {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let host = if addresses.is_empty() {
+        let own = addresses::host_addresses(&config.host.addresses);
+        crate::promql::HostScope::new(&config.host.label, &own).map_err(|e| {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        })
+    } else {
+        crate::promql::HostScope::new(&config.host.label, addresses).map_err(|e| {
+            eprintln!("--address: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })
+    };
+    let host = match host {
+        Ok(host) => host,
+        Err(code) => return code,
+    };
+    let text = crate::rules::explain(&rules, &host);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_RUNTIME),
+    }
 }
 
 /// `check [--connect]`.

@@ -33,11 +33,26 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Print each key with its scope, `for` and level, and the exact PromQL it sends.
+    Explain {
+        /// Host address to scope the queries to, instead of this host's; may repeat.
+        #[arg(long = "address", value_name = "A")]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Run one cycle, print the snapshot, exit (a drop-in for the old cron script).
     Once {
         /// Output format.
         #[arg(long, value_enum, default_value = "agent")]
         format: FormatArg,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Print the Alertmanager pair's merged current alerts, once.
+    Alerts {
+        #[command(flatten)]
+        args: crate::forward::cli::AlertsArgs,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -60,7 +75,9 @@ impl Command {
         match self {
             Command::Run(c)
             | Command::Check { config: c, .. }
-            | Command::Once { config: c, .. } => c.config.as_ref(),
+            | Command::Explain { config: c, .. }
+            | Command::Once { config: c, .. }
+            | Command::Alerts { config: c, .. } => c.config.as_ref(),
             Command::Ping(_) => None,
         }
     }

@@ -9,6 +9,7 @@
 //! - [`prometheus`]: one server's client, the HA pair, the liveness probe.
 //! - [`discovery`]: host addresses and components.
 //! - [`evaluation`]: the `for` state machine, the cycle, the state file.
+//! - [`forward`]: Alertmanager polling, merge/dedupe, spool, exec and HTTP targets.
 //! - [`snapshot`]: the keys, values and states one cycle reports.
 //! - [`output`]: formats and sinks.
 //! - [`ping`]: concurrent ICMP rounds, ping keys, the slow-ping record, `ping`.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod evaluation;
+pub mod forward;
 pub mod lifecycle;
 pub mod metrics;
 pub mod output;

@@ -54,9 +54,14 @@ fn main() -> ExitCode {
             logging::init_stderr();
             runtime.block_on(app::check(&path, config, connect))
         }
+        Command::Explain { addresses, .. } => app::explain(&path, &config, &addresses),
         Command::Once { format, .. } => {
             logging::init_stderr();
             runtime.block_on(app::once(config, format.into()))
+        }
+        Command::Alerts { args, .. } => {
+            logging::init_stderr();
+            runtime.block_on(tidb_host_agent::forward::cli::main(&config, args))
         }
         Command::Ping(_) => ExitCode::from(2), // handled above
     }

@@ -261,12 +261,9 @@ path = "{dir}/rw/alerts.txt"
     wait_for(Duration::from_secs(20), "both files", || {
         (ro_file.exists() && rw_file.exists()).then_some(())
     });
-    let before = std::fs::read_to_string(&ro_file).unwrap();
-
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     let sink_ro = format!("file:{}", ro_file.display());
     let sink_rw = format!("file:{}", rw_file.display());
-    let rw_before = writes(port, &sink_rw);
     let failed = |port| -> u64 {
         http_get(&format!("127.0.0.1:{port}"), "/metrics")
             .unwrap_or_default()
@@ -278,13 +275,32 @@ path = "{dir}/rw/alerts.txt"
             .map(|v| v as u64)
             .sum()
     };
+    // The sink may have failed before the test created its directory: count from the
+    // first failure after the chmod, when the file holds the last good snapshot.
+    let failed_before = failed(port);
+    wait_for(
+        Duration::from_secs(20),
+        "a failed write after the chmod",
+        || (failed(port) > failed_before).then_some(()),
+    );
+    let before = std::fs::read_to_string(&ro_file).unwrap();
+    let (failed_then, rw_before) = (failed(port), writes(port, &sink_rw));
     wait_for(
         Duration::from_secs(20),
         "failed writes to the read-only directory",
-        || (failed(port) >= 3).then_some(()),
+        || (failed(port) >= failed_then + 3).then_some(()),
     );
-    // The other sink kept writing meanwhile, and the old file is intact.
-    assert!(writes(port, &sink_rw) > rw_before + 2);
+    // The other sink keeps writing meanwhile (at its own pace: a sink that is slower
+    // than the cycle skips to the newest snapshot), and the last good file is intact.
+    wait_for(
+        Duration::from_secs(20),
+        "the other sink to keep writing",
+        || (writes(port, &sink_rw) >= rw_before + 2).then_some(()),
+    );
+    assert!(
+        failed(port) > failed_then,
+        "the read-only sink is still failing"
+    );
     assert_eq!(std::fs::read_to_string(&ro_file).unwrap(), before);
 
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o777)).unwrap();

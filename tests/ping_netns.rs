@@ -13,7 +13,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+mod ping_support;
+
+use ping_support::skip_unless_root;
+use std::sync::Arc;
+
 use tidb_host_agent::config::PingConfig;
+use tidb_host_agent::metrics::Metrics;
 use tidb_host_agent::ping::outcome::EchoResult;
 use tidb_host_agent::ping::prober::{Family, Prober};
 use tidb_host_agent::ping::record::RecordLine;
@@ -120,18 +126,6 @@ impl Drop for TestHost {
     }
 }
 
-fn is_root() -> bool {
-    // /proc/self/status: "Uid: real effective saved fs".
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn read_record(path: &Path) -> Vec<RecordLine> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -142,10 +136,7 @@ fn read_record(path: &Path) -> Vec<RecordLine> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
-    if !is_root() {
-        eprintln!(
-            "\n*** SKIPPED ping_netns: needs root to create a network namespace (CI runs as root) ***\n"
-        );
+    if skip_unless_root("ping_netns") {
         return;
     }
     let host = TestHost::create();
@@ -198,6 +189,7 @@ async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
         |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
         discovered_rx,
         entries_tx,
+        Arc::new(Metrics::new()),
         shutdown.clone(),
     ));
     tokio::time::timeout(Duration::from_secs(30), entries_rx.changed())

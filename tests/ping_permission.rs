@@ -11,10 +11,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 use std::time::Duration;
 
+mod ping_support;
+
+use ping_support::{as_nobody, skip_unless_root};
+use std::sync::Arc;
+
 use tidb_host_agent::config::PingConfig;
+use tidb_host_agent::metrics::Metrics;
 use tidb_host_agent::ping::prober::{
     Family, NO_PERMISSION_MESSAGE, Prober, ProberError, SocketKind,
 };
@@ -26,37 +31,6 @@ use tokio_util::sync::CancellationToken;
 
 const CHILD_TEST: &str = "child_without_icmp_permission";
 const CHILD_DONE: &str = "child finished: no ping keys, task idle until shutdown";
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Runs `program args…` as nobody, without CAP_NET_RAW (not even in the bounding set),
-/// in a new network namespace (loopback up) whose `ping_group_range` is `group_range`.
-pub fn as_nobody(group_range: &str, program: &str, args: &[&str]) -> Command {
-    let mut command = Command::new("unshare");
-    command.args([
-        "-n",
-        "--",
-        "sh",
-        "-c",
-        &format!(
-            "ip link set lo up && echo '{group_range}' > /proc/sys/net/ipv4/ping_group_range && \
-             exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-             --bounding-set=-net_raw \"$0\" \"$@\""
-        ),
-        program,
-    ]);
-    command.args(args);
-    command
-}
 
 /// Runs one ignored test of this binary as nobody; returns (stdout, stderr).
 fn run_child(group_range: &str, test: &str) -> (String, String) {
@@ -84,16 +58,6 @@ fn run_child(group_range: &str, test: &str) -> (String, String) {
     );
     assert!(stdout.contains(CHILD_DONE), "the child test ran: {stdout}");
     (stdout, stderr)
-}
-
-fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: needs root to build the unprivileged sandbox (CI runs as root) ***\n"
-    );
-    true
 }
 
 #[test]
@@ -147,6 +111,7 @@ fn child_without_icmp_permission() {
             |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
             discovered_rx,
             entries_tx,
+            Arc::new(Metrics::new()),
             shutdown.clone(),
         ));
         tokio::time::timeout(Duration::from_secs(10), entries_rx.changed())

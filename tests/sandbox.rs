@@ -606,3 +606,354 @@ async fn catalog_rules_find_their_metrics_and_are_false_when_healthy() {
     sb.wait_until_ready().await;
     check_catalog(&sb).await;
 }
+
+// --- Faults that turn each catalog rule true ---------------------------------------------
+
+/// A fault on the fake (or blackbox exporter) at `host:port`.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Stop it, then start it again once the rule is true.
+    Stop,
+    Restart,
+    Set(&'static str, f64),
+    Add(&'static str, f64),
+    Rate(&'static str, f64),
+    Histogram(&'static str, f64),
+    StopBlackbox,
+    /// Set before the servers started (see `PREPARED`): the rule is true from the start.
+    Prepared,
+}
+
+/// Every PromQL key of the catalog with the fault that makes its expression true, and where.
+/// `BLACKER_ping_latency_more_than_1s` has none: loopback pings always answer at once.
+const FAULTS: [(&str, Host, u16, Fault); 39] = [
+    ("TiDB.pd.PD_server_is_down", Host::Two, 2379, Fault::Stop),
+    ("TiDB.pd.PD_node_restart", Host::One, 2379, Fault::Restart),
+    (
+        "TiDB.tidb.TiDB_server_is_down",
+        Host::Ten,
+        10080,
+        Fault::Stop,
+    ),
+    (
+        "TiDB.tidb.TiDB_node_restart",
+        Host::One,
+        10080,
+        Fault::Restart,
+    ),
+    (
+        "TiDB.tidb.TiDB_schema_error",
+        Host::One,
+        10080,
+        Fault::Add(
+            r#"tidb_session_schema_lease_error_total{type="outdated"}"#,
+            1.0,
+        ),
+    ),
+    (
+        "TiDB.tidb.TiDB_monitor_keep_alive",
+        Host::Ten,
+        10080,
+        Fault::Prepared,
+    ),
+    (
+        "TiDB.tidb.TiDB_monitor_time_jump_back_error",
+        Host::One,
+        10080,
+        Fault::Add("tidb_monitor_time_jump_back_total", 1.0),
+    ),
+    (
+        "TiDB.tidb.TiDB_ddl_waiting_jobs",
+        Host::One,
+        10080,
+        Fault::Set("tidb_ddl_waiting_jobs", 10.0),
+    ),
+    (
+        "TiDB.tidb.TiDB_server_panic_total",
+        Host::One,
+        10080,
+        Fault::Add("tidb_server_panic_total", 1.0),
+    ),
+    (
+        "TiDB.tikv.TiKV_server_is_down",
+        Host::Ten,
+        20180,
+        Fault::Stop,
+    ),
+    (
+        "TiDB.tikv.TiKV_node_restart",
+        Host::One,
+        20180,
+        Fault::Restart,
+    ),
+    (
+        "TiDB.tikv.TiKV_GC_can_not_work",
+        Host::One,
+        20180,
+        Fault::Prepared,
+    ),
+    (
+        "TiDB.tikv.TiKV_coprocessor_request_error",
+        Host::One,
+        20180,
+        Fault::Add(r#"tikv_coprocessor_request_error{reason="lock"}"#, 200.0),
+    ),
+    (
+        "TiDB.tikv.TiKV_raft_append_log_duration_secs",
+        Host::One,
+        20180,
+        Fault::Histogram("tikv_raftstore_append_log_duration_seconds", 2.0),
+    ),
+    (
+        "TiDB.tikv.TiKV_raftstore_thread_cpu_seconds_total",
+        Host::One,
+        20180,
+        Fault::Rate(
+            r#"tikv_thread_cpu_seconds_total{name="raftstore_0"}"#,
+            100.0,
+        ),
+    ),
+    (
+        "TiDB.tikv.TiKV_thread_apply_worker_cpu_seconds",
+        Host::One,
+        20180,
+        Fault::Rate(
+            r#"tikv_thread_cpu_seconds_total{name="apply_worker"}"#,
+            100.0,
+        ),
+    ),
+    (
+        "TiDB.tikv.TiKV_approximate_region_size",
+        Host::Two,
+        20180,
+        Fault::Histogram("tikv_raftstore_region_size", 2e9),
+    ),
+    (
+        "TiDB.tikv.TiKV_async_request_write_duration_seconds",
+        Host::One,
+        20180,
+        Fault::Histogram(
+            r#"tikv_storage_engine_async_request_duration_seconds{type="write"}"#,
+            2.0,
+        ),
+    ),
+    (
+        "TiDB.tikv.TiKV_coprocessor_pending_request",
+        Host::One,
+        20180,
+        Fault::Set("tikv_coprocessor_pending_request", 10000.0),
+    ),
+    (
+        "TiDB.tikv.TiKV_raft_apply_log_duration_secs",
+        Host::One,
+        20180,
+        Fault::Histogram("tikv_raftstore_apply_log_duration_seconds", 2.0),
+    ),
+    (
+        "TiDB.tikv.TiKV_scheduler_command_duration_seconds",
+        Host::One,
+        20180,
+        Fault::Histogram(
+            r#"tikv_scheduler_command_duration_seconds{type="prewrite"}"#,
+            2.0,
+        ),
+    ),
+    (
+        "TiDB.tikv.TiKV_scheduler_latch_wait_duration_seconds",
+        Host::One,
+        20180,
+        Fault::Histogram(
+            r#"tikv_scheduler_latch_wait_duration_seconds{type="prewrite"}"#,
+            2.0,
+        ),
+    ),
+    (
+        "TiDB.tikv.TiKV_write_stall",
+        Host::One,
+        20180,
+        Fault::Set("tikv_engine_write_stall", 1.0),
+    ),
+    (
+        "TiDB.tiflash.TiFlash_server_is_down",
+        Host::Two,
+        8234,
+        Fault::Stop,
+    ),
+    (
+        "TiDB.tiflash.TiFlash_proxy_node_restart",
+        Host::Two,
+        8234,
+        Fault::Restart,
+    ),
+    (
+        "TiDB.tiflash.TiFlash_schema_error",
+        Host::Two,
+        8234,
+        Fault::Add(r#"tiflash_schema_apply_count{type="failed"}"#, 1.0),
+    ),
+    (
+        "TiDB.blackbox_exporter.Blackbox_exporter_server_is_down",
+        Host::Ten,
+        9115,
+        Fault::StopBlackbox,
+    ),
+    (
+        "TiDB.node_exporter.Node_exporter_server_is_down",
+        Host::Ten,
+        9100,
+        Fault::Stop,
+    ),
+    (
+        "TiDB.node_exporter.Node_exporter_node_restart",
+        Host::One,
+        9100,
+        Fault::Restart,
+    ),
+    (
+        "TiDB.grafana.Grafana_server_is_down",
+        Host::Two,
+        3000,
+        Fault::Stop,
+    ),
+    (
+        "TiDB.cluster.PD_cluster_down_tikv_nums",
+        Host::One,
+        2379,
+        Fault::Set(r#"pd_cluster_status{type="store_down_count"}"#, 1.0),
+    ),
+    (
+        "TiDB.cluster.PD_cluster_lost_connect_tikv_nums",
+        Host::One,
+        2379,
+        Fault::Set(r#"pd_cluster_status{type="store_disconnected_count"}"#, 1.0),
+    ),
+    (
+        "TiDB.cluster.PD_leader_change",
+        Host::Two,
+        2379,
+        Fault::Rate(r#"pd_tso_events{type="save"}"#, 1.0),
+    ),
+    (
+        "TiDB.cluster.TiKV_space_used_more_than_80",
+        Host::One,
+        2379,
+        Fault::Set(r#"pd_cluster_status{type="storage_size"}"#, 90e9),
+    ),
+    (
+        "TiDB.cluster.PD_miss_peer_region_count",
+        Host::One,
+        2379,
+        Fault::Set(r#"pd_regions_status{type="miss_peer_region_count"}"#, 200.0),
+    ),
+    (
+        "TiDB.cluster.PD_no_store_for_making_replica",
+        Host::One,
+        2379,
+        Fault::Add(r#"pd_checker_event_count{name="no_target_store"}"#, 1.0),
+    ),
+    (
+        "TiDB.cluster.PD_system_time_slow",
+        Host::One,
+        2379,
+        Fault::Add(r#"pd_tso_events{type="system_time_slow"}"#, 1.0),
+    ),
+    (
+        "TiDB.cluster.PD_cluster_low_space",
+        Host::One,
+        2379,
+        Fault::Set(r#"pd_cluster_status{type="store_low_space_count"}"#, 1.0),
+    ),
+    (
+        "TiDB.cluster.PD_down_peer_region_nums",
+        Host::One,
+        2379,
+        Fault::Set(r#"pd_regions_status{type="down-peer-region-count"}"#, 1.0),
+    ),
+];
+
+/// Counters that stay at 0 from the first scrape on: `increase()` over their long windows
+/// stays 0, which no later fault could achieve once they had grown. (At 0 rather than at
+/// any constant: VictoriaMetrics reads a small first value as an increase from 0.)
+const PREPARED: [(Host, u16, &str); 5] = [
+    (Host::Ten, 10080, "tidb_monitor_keep_alive_total"),
+    (Host::One, 20180, r#"tikv_gcworker_gc_tasks_vec{task="gc"}"#),
+    (Host::Two, 20180, r#"tikv_gcworker_gc_tasks_vec{task="gc"}"#),
+    (Host::Ten, 20180, r#"tikv_gcworker_gc_tasks_vec{task="gc"}"#),
+    (Host::Ten, 20181, r#"tikv_gcworker_gc_tasks_vec{task="gc"}"#),
+];
+
+#[tokio::test]
+async fn every_catalog_rule_but_ping_latency_turns_true_under_its_fault() {
+    // B is VictoriaMetrics, so that both flavours see every fault.
+    let sb = Sandbox::start_with(SandboxOptions {
+        server_b: ServerKind::VictoriaMetrics,
+        start_servers: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    for (host, port, selector) in PREPARED {
+        sb.fake(sb.addr(host, port)).set(selector, 0.0);
+    }
+    for server in Server::ALL {
+        sb.server(server).start().await;
+    }
+    sb.wait_until_ready().await;
+
+    let expressions: Vec<(String, String)> = catalog_expressions();
+    let keyed: BTreeSet<&str> = FAULTS.iter().map(|(key, ..)| *key).collect();
+    let untested: Vec<&str> = expressions
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .filter(|key| !keyed.contains(key))
+        .collect();
+    assert_eq!(
+        untested,
+        ["TiDB.blackbox_exporter.BLACKER_ping_latency_more_than_1s"]
+    );
+    for (key, host, port, fault) in FAULTS {
+        let expr = match expressions.iter().find(|(k, _)| k == key) {
+            Some((_, expr)) => expr.as_str(),
+            None => panic!("{key} is not in the catalog"),
+        };
+        let addr = sb.addr(host, port);
+        // Where the rule may fire: the faulted process, on any of its ports.
+        let faulted: BTreeSet<String> = match fault {
+            Fault::StopBlackbox => BTreeSet::from([addr.to_string()]),
+            _ => sb
+                .fake(addr)
+                .addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+        };
+        match fault {
+            Fault::Stop => sb.fake(addr).stop().await,
+            Fault::Restart => sb.fake(addr).restart().await,
+            Fault::Set(selector, value) => sb.fake(addr).set(selector, value),
+            Fault::Add(selector, delta) => sb.fake(addr).add(selector, delta),
+            Fault::Rate(selector, rate) => sb.fake(addr).set_rate(selector, rate),
+            Fault::Histogram(selector, value) => sb.fake(addr).set_histogram(selector, value),
+            Fault::StopBlackbox => sb.blackbox(host).stop().await,
+            Fault::Prepared => {}
+        }
+        let what = format!("{key} to turn true under {fault:?} at {addr}");
+        let answers = futures::future::join_all(
+            Server::ALL.map(|server| sb.wait_for(server, expr, &what, |s| !s.is_empty())),
+        )
+        .await;
+        for (server, firing) in Server::ALL.iter().zip(answers) {
+            for sample in &firing {
+                let instance = sample.label("instance");
+                assert!(
+                    instance.is_empty() || faulted.contains(instance),
+                    "{key} on server {server:?} fired for {instance}, not for the faulted {addr}: {firing:?}"
+                );
+            }
+        }
+        match fault {
+            Fault::Stop => sb.fake(addr).start().await,
+            Fault::StopBlackbox => sb.blackbox(host).start().await,
+            _ => {}
+        }
+    }
+}

@@ -38,14 +38,33 @@ impl std::str::FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // "0" is accepted by Prometheus' own parser; so do we.
-        promql_parser::util::parse_duration(s.trim())
-            .map(Duration)
-            .map_err(|_| {
-                format!(
-                    "invalid duration `{s}`: expected a number and a unit (ms, s, m, h, d, w, y), e.g. 15s, 5m, 1h30m"
-                )
-            })
+        let text = s.trim();
+        let invalid = || {
+            format!(
+                "invalid duration `{s}`: expected a number and a unit (ms, s, m, h, d, w, y), e.g. 15s, 5m, 1h30m"
+            )
+        };
+        // Prometheus accepts "0" and zero durations such as "0s" (a rule's `for: 0s`);
+        // promql-parser refuses them, being made for range selectors.
+        if text == "0" {
+            return Ok(Duration(std::time::Duration::ZERO));
+        }
+        // Any other bare number is not a Prometheus duration. promql-parser would read it as
+        // seconds, and panic on a negative, infinite or NaN one.
+        if text.is_empty() || text.parse::<f64>().is_ok() {
+            return Err(invalid());
+        }
+        match promql_parser::util::parse_duration(text) {
+            Ok(d) => Ok(Duration(d)),
+            // All its digits zeros, and valid with ones in their place: `0s`, `0m0s`.
+            Err(_)
+                if text.chars().all(|c| c == '0' || !c.is_ascii_digit())
+                    && promql_parser::util::parse_duration(&text.replace('0', "1")).is_ok() =>
+            {
+                Ok(Duration(std::time::Duration::ZERO))
+            }
+            Err(_) => Err(invalid()),
+        }
     }
 }
 
@@ -99,5 +118,21 @@ mod tests {
         assert!(err.contains("e.g. 15s, 5m, 1h30m"), "{err}");
         assert!("".parse::<Duration>().is_err());
         assert!("-5s".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn zero_is_a_duration() {
+        for zero in ["0", "0s", "0m", "0m0s", "0ms"] {
+            assert_eq!(zero.parse::<Duration>(), Ok(Duration::default()), "{zero}");
+        }
+        assert!("0x".parse::<Duration>().is_err());
+        assert!("00".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn bare_numbers_are_refused_without_panicking() {
+        for text in ["-5", "1.5", "15", "1e30", "NaN", "inf", "-inf"] {
+            assert!(text.parse::<Duration>().is_err(), "{text}");
+        }
     }
 }

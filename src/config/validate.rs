@@ -376,5 +376,44 @@ fn alertmanager(config: &Config, found: &mut Found) {
         if f.timeout.is_zero() {
             found.push((at("timeout"), "must be longer than 0s".into()));
         }
+        forward_templates(f, at("kind"), found);
+    }
+}
+
+/// Every template of a forward target must compile, and an HTTP method be a token.
+fn forward_templates(f: &super::ForwardConfig, at_kind: Vec<Segment>, found: &mut Found) {
+    let base = &at_kind[..at_kind.len() - 1];
+    let at = |tail: &[Segment]| [base, tail].concat();
+    let mut templates: Vec<(Vec<Segment>, &str)> = f
+        .command
+        .iter()
+        .enumerate()
+        .map(|(j, t)| {
+            (
+                at(&[Segment::key("command"), Segment::Index(j)]),
+                t.as_str(),
+            )
+        })
+        .collect();
+    templates.extend(f.url.as_deref().map(|t| (at(&[Segment::key("url")]), t)));
+    templates.extend(f.body.as_deref().map(|t| (at(&[Segment::key("body")]), t)));
+    templates.extend(
+        f.headers
+            .iter()
+            .map(|(h, t)| (at(&[Segment::key("headers"), Segment::key(h)]), t.as_str())),
+    );
+    for (path, template) in templates {
+        if let Err(why) = crate::forward::template::check(template) {
+            found.push((path, format!("template does not compile: {why}")));
+        }
+    }
+    if reqwest::Method::from_bytes(f.method.to_ascii_uppercase().as_bytes()).is_err() {
+        found.push((
+            at(&[Segment::key("method")]),
+            format!(
+                "`{}` is not an HTTP method; expected e.g. \"POST\"",
+                f.method
+            ),
+        ));
     }
 }

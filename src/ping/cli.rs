@@ -164,6 +164,16 @@ fn read_target_file(path: &PathBuf) -> Result<String, CliError> {
 /// on a LAN may need.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    // Zero in any unit (`-i 0` sends a target's echoes back to back); the config's
+    // parser wants a non-zero amount.
+    let digits = text.trim_end_matches(|c: char| !c.is_ascii_digit());
+    let unit = &text[digits.len()..];
+    if digits.bytes().all(|b| b == b'0')
+        && !digits.is_empty()
+        && ["", "us", "µs", "ms", "s", "m", "h"].contains(&unit)
+    {
+        return Ok(Duration::ZERO);
+    }
     if let Some(number) = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")) {
         return number
             .parse::<u64>()
@@ -347,12 +357,20 @@ mod tests {
     }
 
     #[test]
+    fn zero_is_a_duration_in_any_unit() {
+        for zero in ["0", "0s", "0ms", "0us"] {
+            assert_eq!(parse_duration(zero), Ok(Duration::ZERO), "{zero}");
+        }
+        assert!(parse_duration("0x").is_err());
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         for argv in [
             &["-c", "0", "x"][..],
             &["-j", "0", "x"],
             &["-s", "70000", "x"],
-            &["-t", "0s", "x"],
+            &["-t", "0", "x"],
             &["-i", "5 minutes", "x"],
         ] {
             let error = parse(argv)

@@ -7,13 +7,16 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use surge_ping::{Client, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::outcome::{Echo, EchoResult, RoundOutcome, TargetOutcome};
 use super::prober::{Family, Prober};
@@ -42,7 +45,8 @@ impl From<&PingConfig> for RoundSettings {
 }
 
 /// Pings every target once per the settings. Targets whose family has no open socket
-/// get every echo marked failed. Safe to cancel at any await point.
+/// get every echo marked failed. Safe to cancel at any await point: the per-target
+/// tasks are aborted with it.
 pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings) -> RoundOutcome {
     let started = Timestamp::now();
     let payload: Arc<[u8]> = vec![0u8; settings.payload_bytes].into();
@@ -64,13 +68,18 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
                 async move {
                     let outcome = match client {
                         Some(client) => {
-                            ping_target(client, target, identifier, settings, payload).await
+                            spawn_target(client, target, identifier, settings, payload).await
                         }
-                        None => unreachable_family(target, settings.count),
+                        None => {
+                            let reason =
+                                format!("no {} ICMP socket is open", Family::of(target.address));
+                            failed(target, settings.count, &reason)
+                        }
                     };
                     (index, outcome)
                 }
             })
+            // Starts a target only when there is room, which bounds concurrency.
             .buffer_unordered(settings.concurrency.max(1))
             .collect()
             .await;
@@ -82,6 +91,31 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
     }
 }
 
+/// Runs one target as its own task, so that sending (where the kernel does most of the
+/// work, on loopback the whole round trip) spreads over every worker thread. Dropping
+/// this future aborts the task.
+async fn spawn_target(
+    client: Client,
+    target: Target,
+    identifier: PingIdentifier,
+    settings: RoundSettings,
+    payload: Arc<[u8]>,
+) -> TargetOutcome {
+    let task = AbortOnDropHandle::new(tokio::spawn(ping_target(
+        client,
+        target.clone(),
+        identifier,
+        settings,
+        payload,
+    )));
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(error) => failed(target, settings.count, &error.to_string()),
+    }
+}
+
+/// Sends echo `seq` at `start + seq × interval`. An echo exists only from its send
+/// until its answer or timeout, so a large round holds few of them at once.
 async fn ping_target(
     client: Client,
     target: Target,
@@ -90,49 +124,74 @@ async fn ping_target(
     payload: Arc<[u8]>,
 ) -> TargetOutcome {
     let start = Instant::now();
-    let echoes = (0..settings.count).map(|seq| {
-        let client = client.clone();
-        let payload = Arc::clone(&payload);
-        let address = target.address;
-        async move {
-            tokio::time::sleep_until(start + settings.interval * u32::from(seq)).await;
-            let mut pinger = client.pinger(address, identifier).await;
-            pinger.timeout(settings.timeout);
-            let sent_at = Timestamp::now();
-            // Timed around the whole call, as ping(8) and fping do. surge-ping starts
-            // its clock after the send returns, and on loopback the reply is often
-            // already in by then, which would make the round trip 0.
-            let clock = Instant::now();
-            let result = match pinger.ping(PingSequence(seq), &payload).await {
-                Ok((packet, _)) => match icmp_error(&packet) {
-                    None => EchoResult::Reply(clock.elapsed()),
-                    Some(error) => EchoResult::Failed(error),
-                },
-                Err(SurgeError::Timeout { .. }) => EchoResult::Lost,
-                Err(error) => EchoResult::Failed(error.to_string()),
-            };
-            Echo {
-                seq,
-                sent_at,
-                result,
+    let mut in_flight = FuturesUnordered::new();
+    let mut echoes = Vec::with_capacity(usize::from(settings.count));
+    for seq in 0..settings.count {
+        // Collect answers while waiting for the next send time.
+        let send_time = tokio::time::sleep_until(start + settings.interval * u32::from(seq));
+        tokio::pin!(send_time);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut send_time => break,
+                Some(echo) = in_flight.next(), if !in_flight.is_empty() => echoes.push(echo),
             }
         }
-    });
-    TargetOutcome {
-        echoes: futures::future::join_all(echoes).await,
-        target,
+        in_flight.push(echo(
+            client.clone(),
+            target.address,
+            identifier,
+            seq,
+            settings.timeout,
+            Arc::clone(&payload),
+        ));
+    }
+    while let Some(echo) = in_flight.next().await {
+        echoes.push(echo);
+    }
+    echoes.sort_by_key(|echo: &Echo| echo.seq);
+    TargetOutcome { echoes, target }
+}
+
+async fn echo(
+    client: Client,
+    address: IpAddr,
+    identifier: PingIdentifier,
+    seq: u16,
+    timeout: Duration,
+    payload: Arc<[u8]>,
+) -> Echo {
+    let mut pinger = client.pinger(address, identifier).await;
+    pinger.timeout(timeout);
+    let sent_at = Timestamp::now();
+    // Timed around the whole call, as ping(8) and fping do. surge-ping starts its
+    // clock after the send returns, and on loopback the reply is often already in
+    // by then, which would make the round trip 0.
+    let clock = Instant::now();
+    let result = match pinger.ping(PingSequence(seq), &payload).await {
+        Ok((packet, _)) => match icmp_error(&packet) {
+            None => EchoResult::Reply(clock.elapsed()),
+            Some(error) => EchoResult::Failed(error),
+        },
+        Err(SurgeError::Timeout { .. }) => EchoResult::Lost,
+        Err(error) => EchoResult::Failed(error.to_string()),
+    };
+    Echo {
+        seq,
+        sent_at,
+        result,
     }
 }
 
-fn unreachable_family(target: Target, count: u16) -> TargetOutcome {
-    let reason = format!("no {} ICMP socket is open", Family::of(target.address));
+/// Every echo of the target failed for one reason (no socket, a crashed task).
+fn failed(target: Target, count: u16, reason: &str) -> TargetOutcome {
     let now = Timestamp::now();
     TargetOutcome {
         echoes: (0..count)
             .map(|seq| Echo {
                 seq,
                 sent_at: now,
-                result: EchoResult::Failed(reason.clone()),
+                result: EchoResult::Failed(reason.to_owned()),
             })
             .collect(),
         target,

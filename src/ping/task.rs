@@ -5,6 +5,7 @@
 //! waits for shutdown: the rest of the daemon goes on (SPEC §13).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
@@ -18,16 +19,18 @@ use super::record::{self, Record};
 use super::round::{self, RoundSettings};
 use super::target;
 use crate::config::PingConfig;
+use crate::metrics::Metrics;
 use crate::snapshot::Entry;
 
 /// Runs until `shutdown`. `extra_targets` carries the host addresses seen in
 /// Prometheus `instance` labels (used when `targets_from_prometheus`); `entries`
-/// receives the ping keys after every round.
+/// receives the ping keys after every round, and `metrics` each target's RTT and loss.
 pub async fn run<K>(
     config: PingConfig,
     key_name: K,
     extra_targets: watch::Receiver<Vec<String>>,
     entries: watch::Sender<Vec<Entry>>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) where
     K: Fn(&str, &str) -> String + Send + Sync + 'static,
@@ -73,6 +76,13 @@ pub async fn run<K>(
             }
         };
         rounds.write_record(&round).await;
+        for target in &round.targets {
+            metrics.ping_target(
+                &target.target.name,
+                target.rtt_summary().map(|s| s.avg),
+                target.loss_percent() / 100.0,
+            );
+        }
         let next = keys::entries(&round, &rounds.key_rules, &key_name);
         published = keys::carry_since(&published, next, Timestamp::now());
         entries.send_replace(published.clone());

@@ -67,6 +67,13 @@ pub(crate) fn parse_for(text: &str) -> Result<Duration, String> {
     if text.is_empty() || text.parse::<f64>().is_ok() {
         return Err(invalid());
     }
+    // promql-parser silently drops a unit whose number overflows u32 (`1m4294967296s` is 1m).
+    if text
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|number| !number.is_empty() && number.parse::<u32>().is_err())
+    {
+        return Err(invalid());
+    }
     match promql_parser::util::parse_duration(text) {
         Ok(duration) => Ok(duration),
         // promql-parser refuses zero durations, which are fine as a `for`. A text whose
@@ -271,7 +278,19 @@ mod tests {
             assert_eq!(parse_for(text), Ok(Duration::from_secs(secs)), "{text}");
         }
         assert_eq!(parse_for("1500ms"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "60", "1.5m", "5 m", "m", "1m1h", "-1m", "1x", "0x"] {
+        for bad in [
+            "",
+            "60",
+            "1.5m",
+            "5 m",
+            "m",
+            "1m1h",
+            "-1m",
+            "1x",
+            "0x",
+            "1m4294967296s",
+            "99999999999m",
+        ] {
             assert!(parse_for(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -164,7 +164,7 @@ pub enum RulesError {
         file: String,
         source: yaml_serde::Error,
     },
-    #[error("rule file {file}: {path} (alert `{alert}`): {problem}")]
+    #[error("rule file {file}: {path}: alert `{alert}`: {problem}")]
     Rule {
         file: String,
         path: String,
@@ -672,12 +672,12 @@ mod tests {
                 "duplicate rule key `TiDB.a.Disk_full`: /r/a.yml groups[0].rules[0] (alert \
                  `Disk_full`) and /r/a.rules.yml groups[0].rules[0] (alert `Disk_full`); give one \
                  of them another alert name or `component` label",
-                "rule file /r/c.yml: groups[0].rules[0] (alert `X`): scope `computed` is reserved \
+                "rule file /r/c.yml: groups[0].rules[0]: alert `X`: scope `computed` is reserved \
                  for keys the daemon computes itself; use `host` or `cluster`",
                 "duplicate rule key `TiDB.prometheus.Prometheus_is_down`: the built-in key \
                  computed by the daemon (SPEC §6) and /r/prometheus.yml groups[0].rules[0] (alert \
                  `Prometheus_is_down`); give one of them another alert name or `component` label",
-                "rule file /r/n.yml: groups[0].rules[0] (alert `%%`): the alert name has no \
+                "rule file /r/n.yml: groups[0].rules[0]: alert `%%`: the alert name has no \
                  letter, digit or underscore to put in a key",
                 "[rules] disable: no rule has the key `TiDB.tikv.Nope`; `tidb-host-agent explain` \
                  lists the keys",

@@ -23,8 +23,11 @@ pub struct BlockLock {
     _file: File,
 }
 
+/// Temp dirs of block N are named `{DIR_PREFIX}N-…`.
+pub const DIR_PREFIX: &str = "tidb-host-agent-sandbox-";
+
 fn lock_path(block: u8) -> PathBuf {
-    std::env::temp_dir().join(format!("tidb-host-agent-sandbox-{block}.lock"))
+    std::env::temp_dir().join(format!("{DIR_PREFIX}{block}.lock"))
 }
 
 /// Why a block could not be taken.
@@ -43,7 +46,22 @@ fn try_block(block: u8) -> Result<BlockLock, String> {
     for addr in all_listen_addrs(block) {
         TcpListener::bind(addr).map_err(|e| format!("{addr} is busy: {e}"))?;
     }
+    remove_leftovers(block);
     Ok(BlockLock { block, _file: file })
+}
+
+/// Temp dirs of this block can only be left over by a holder that was killed (SIGKILL
+/// skips Drop): the lock is ours now, so they are garbage.
+fn remove_leftovers(block: u8) {
+    let prefix = format!("{DIR_PREFIX}{block}-");
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 impl BlockLock {

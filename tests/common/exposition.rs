@@ -168,6 +168,20 @@ impl Series {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The value `seconds_before` now, had the process been running all along (counters
+    /// do not go below 0; views are ignored).
+    pub fn value_before(&self, now: Instant, seconds_before: f64, start_time: f64) -> f64 {
+        if self.is_start_time {
+            return start_time;
+        }
+        let value = self.level.at(now) - self.level.per_second * seconds_before;
+        if self.kind == Kind::Gauge {
+            value
+        } else {
+            value.max(0.0)
+        }
+    }
+
     fn value(&self, view: Option<&str>, start_time: f64, now: Instant) -> f64 {
         if let Some(value) = view.and_then(|v| self.views.get(v)) {
             return *value;
@@ -232,8 +246,15 @@ pub fn render(series: &[Series], view: Option<&str>, start_time: f64, now: Insta
 /// `name{label="value",…}`: equality matchers only, name optional.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selector {
+    text: String,
     name: Option<String>,
     labels: Vec<(String, String)>,
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl Selector {
@@ -297,6 +318,7 @@ impl Selector {
             return Err("empty selector".to_string());
         }
         Ok(Selector {
+            text: text.to_string(),
             name: (!name.is_empty()).then(|| name.to_string()),
             labels,
         })

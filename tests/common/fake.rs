@@ -28,6 +28,12 @@ use super::topology::{Component, Endpoint, FakeSpec, Host, Server};
 /// How long closing a fake's listeners and connections may take.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 
+/// Samples of one series in the past: labels including `__name__`, (Unix ms, value) points.
+pub struct PastSeries {
+    pub labels: Vec<(String, String)>,
+    pub points: Vec<(i64, f64)>,
+}
+
 /// A handle on one fake component process (cheap to clone).
 #[derive(Clone)]
 pub struct FakeProcess {
@@ -165,6 +171,49 @@ impl FakeProcess {
         .await;
     }
 
+    /// Past samples of every non-histogram series this fake serves, one per `step` over
+    /// the last `span`, labelled as its scrape job would label them: a history for servers
+    /// that read the first sample of a series as a change (see `Sandbox::start_with`).
+    pub(crate) fn history(&self, span: Duration, step: Duration) -> Vec<PastSeries> {
+        let state = self.inner.lock();
+        let now = Instant::now();
+        let now_ms = (unix_now() * 1000.0) as i64;
+        let steps = (span.as_millis() / step.as_millis().max(1)) as i64;
+        let mut out = Vec::new();
+        for ((port, endpoint), series) in self.inner.spec.ports.iter().zip(&state.series) {
+            let Endpoint::Metrics(set) = endpoint else {
+                continue;
+            };
+            let instance = self
+                .inner
+                .spec
+                .host
+                .addr(self.inner.block, *port)
+                .to_string();
+            for s in series.iter().filter(|s| s.kind != Kind::Histogram) {
+                let mut labels = vec![
+                    ("__name__".to_string(), s.name.clone()),
+                    ("job".to_string(), set.job_name().to_string()),
+                    ("instance".to_string(), instance.clone()),
+                ];
+                labels.extend(s.labels.iter().cloned());
+                let step_ms = step.as_millis() as i64;
+                let points = (1..=steps)
+                    .rev()
+                    .map(|i| {
+                        let before = (i * step_ms) as f64 / 1000.0;
+                        (
+                            now_ms - i * step_ms,
+                            s.value_before(now, before, state.start_time),
+                        )
+                    })
+                    .collect();
+                out.push(PastSeries { labels, points });
+            }
+        }
+        out
+    }
+
     /// Cancels listeners without waiting: for the sandbox's Drop.
     pub(crate) fn abort(&self) {
         if let Some(running) = self.inner.lock().running.take() {
@@ -197,7 +246,7 @@ impl FakeProcess {
         }
         if matched == 0 {
             return Err(format!(
-                "no series of {} matches {selector:?}",
+                "no series of {} matches `{selector}`",
                 self.inner.name()
             ));
         }

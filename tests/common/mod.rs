@@ -12,22 +12,34 @@
 //!
 //! # API
 //! ```ignore
-//! let sb = Sandbox::start().await;                    // or start_with(SandboxOptions { .. })
-//! sb.wait_until_ready().await;                        // both servers scraped every target
-//! let tikv = sb.fake(sb.addr(Host::Ten, 20180));      // FakeProcess
-//! tikv.stop().await;                                  // start(), restart()
-//! tikv.set("tidb_ddl_waiting_jobs", 10.0);            // add(), set_rate(), set_histogram()
-//! tikv.set_for_view(Server::A, "…", 1.0);             // only server A sees it; clear_views()
-//! sb.server(Server::A).stop().await;                  // start(), pause() (SIGSTOP), resume()
-//! let samples = sb.query(Server::B, "up").await;      // Vec<Sample { labels, value }>
-//! sb.wait_for(Server::B, "probe_success == 0", "tikv probe fails", |s| !s.is_empty()).await;
+//! let sb = Sandbox::start().await;               // or start_with(SandboxOptions { server_b,
+//!                                                //   start_servers, block })
+//! sb.wait_until_ready().await;                   // every running server scraped every target
+//! let tikv = sb.fake(sb.addr(Host::Ten, 20180)); // FakeProcess, found by any of its ports
+//! tikv.stop().await;                             // ports and connections close; start().await,
+//!                                                //   restart().await (new start time)
+//! tikv.set(r#"tikv_engine_write_stall{db="kv"}"#, 1.0); // selector: name{label="v",…}
+//! tikv.add("…", 1.0); tikv.set_rate("…", 0.0);   // counters; set_histogram("family", 2.0)
+//! tikv.set_for_view(Server::A, "…", 9.0);        // only A sees it (any/all modes); clear_views()
+//! let a = sb.server(Server::A);                  // MetricsServer: url(), addr(), kind(),
+//! a.stop().await; a.start().await;               //   pause() = SIGSTOP, resume() = SIGCONT
+//! let up: Vec<Sample> = sb.query(Server::B, "up").await;   // Sample { labels, value }, label()
+//! sb.wait_for(Server::B, "probe_success == 0", "a probe to fail", |s| !s.is_empty()).await;
+//! sb.blackbox(Host::Ten).stop().await;           // the real blackbox_exporter of a host
 //! ```
-//! Also: [`Sandbox::block`], [`Sandbox::ip`], [`Sandbox::dir`] (a temp dir for agent config
-//! and state), [`Sandbox::fakes`], [`Sandbox::blackbox`], [`MetricsServer::url`].
+//! Also [`Sandbox::block`], [`Sandbox::ip`], [`Sandbox::addr`], [`Sandbox::fakes`],
+//! [`Sandbox::find_fake`], and [`Sandbox::dir`]: the sandbox's temp dir, free for the test's
+//! agent config and state. `tests/sandbox.rs` has, in `FAULTS`, the fault that turns each
+//! catalog rule true; `BLACKER_ping_latency_more_than_1s` has none (loopback pings are fast).
 //!
 //! Every wait is bounded ([`WAIT_LIMIT`]) and panics with what it saw and the server's log
 //! tail. Dropping the sandbox (also during a panic) kills every process, closes every port,
-//! removes the temp dir (kept when `TIDB_SANDBOX_KEEP` is set) and frees the block.
+//! removes the temp dir (kept when `TIDB_SANDBOX_KEEP` is set) and frees the block. The
+//! harness runs on its own runtime thread, so a test may block or pause tokio time.
+//!
+//! A VictoriaMetrics server gets 20 minutes of the fakes' history at its first start:
+//! VictoriaMetrics counts the first sample of a series as a change, and `changes()` rules
+//! would otherwise be true on a fresh sandbox.
 
 // Each test binary uses a different part of this module, and unused parts would warn.
 #![allow(dead_code)]
@@ -46,6 +58,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -68,12 +81,20 @@ pub use {
 /// The bound of every wait of the harness.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
+/// The past imported into VictoriaMetrics: more than the longest window of the catalog's
+/// `changes()` and `delta()` rules (15m), at the scrape interval.
+const HISTORY_SPAN: Duration = Duration::from_secs(20 * 60);
+const HISTORY_STEP: Duration = Duration::from_secs(1);
 
 /// How to build a sandbox; `Default` is two Prometheus servers on a free test block.
 #[derive(Clone, Copy, Debug)]
 pub struct SandboxOptions {
     /// What server B is.
     pub server_b: ServerKind,
+    /// Start both servers (the default). Without, the test can set faults that must hold
+    /// from the very first scrape (e.g. a counter that never grew), then start them with
+    /// [`MetricsServer::start`].
+    pub start_servers: bool,
     /// A fixed block (`Some(DEMO_BLOCK)` for the demo), or the first free test block.
     pub block: Option<u8>,
 }
@@ -82,6 +103,7 @@ impl Default for SandboxOptions {
     fn default() -> SandboxOptions {
         SandboxOptions {
             server_b: ServerKind::Prometheus,
+            start_servers: true,
             block: None,
         }
     }
@@ -96,6 +118,9 @@ pub struct MetricsServer {
     process: Arc<ManagedProcess>,
     http: reqwest::Client,
     io: Handle,
+    /// For the history a VictoriaMetrics server gets at its first start.
+    fakes: Arc<Vec<FakeProcess>>,
+    seeded: Arc<AtomicBool>,
 }
 
 impl MetricsServer {
@@ -127,11 +152,18 @@ impl MetricsServer {
         run_on(&self.io, async move { process.stop().await }).await;
     }
 
-    /// Starts again on the same address and data directory, and waits until it is ready
-    /// (`/-/ready`); [`Sandbox::wait_until_ready`] then waits for fresh scrapes.
+    /// Starts (again) on the same address and data directory, and waits until it is ready
+    /// (`/-/ready`); [`Sandbox::wait_until_ready`] then waits for fresh scrapes. Resumes a
+    /// paused server.
     pub async fn start(&self) {
         let (process, http) = (self.process.clone(), self.http.clone());
         run_on(&self.io, async move { process.start(&http).await }).await;
+        let first_start = !self.seeded.swap(true, Ordering::SeqCst);
+        if self.kind == ServerKind::VictoriaMetrics && first_start {
+            let (http, url) = (self.http.clone(), self.url());
+            let body = history_import(&self.fakes);
+            run_on(&self.io, seed_history(http, url, body)).await;
+        }
     }
 
     /// SIGSTOP: the server hangs, its socket accepts but nothing answers.
@@ -200,7 +232,7 @@ pub struct Sandbox {
     block: u8,
     io: IoThread,
     http: reqwest::Client,
-    fakes: Vec<FakeProcess>,
+    fakes: Arc<Vec<FakeProcess>>,
     blackboxes: Vec<Blackbox>,
     servers: Vec<MetricsServer>,
     dir: Option<tempfile::TempDir>,
@@ -218,16 +250,18 @@ impl Sandbox {
         let lock = BlockLock::acquire(options.block);
         let block = lock.block;
         let dir = tempfile::Builder::new()
-            .prefix(&format!("tidb-host-agent-sandbox-{block}-"))
+            .prefix(&format!("{}{block}-", block::DIR_PREFIX))
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create the sandbox temp dir: {e}"));
         let io = IoThread::spawn();
         let http = query::http_client();
         let specs = topology::fakes();
-        let fakes = specs
-            .iter()
-            .map(|spec| FakeProcess::new(spec.clone(), block, io.handle()))
-            .collect();
+        let fakes = Arc::new(
+            specs
+                .iter()
+                .map(|spec| FakeProcess::new(spec.clone(), block, io.handle()))
+                .collect(),
+        );
         // The sandbox exists before anything starts, so that a failure below (a panic)
         // drops it and cleans up what was already started.
         let mut sandbox = Sandbox {
@@ -240,7 +274,7 @@ impl Sandbox {
             dir: Some(dir),
             _lock: lock,
         };
-        for fake in &sandbox.fakes {
+        for fake in sandbox.fakes.iter() {
             fake.start().await;
         }
         let root = sandbox.dir().to_path_buf();
@@ -281,19 +315,23 @@ impl Sandbox {
                 process: Arc::new(process),
                 http: sandbox.http.clone(),
                 io: sandbox.io.handle(),
+                fakes: sandbox.fakes.clone(),
+                seeded: Arc::new(AtomicBool::new(false)),
             });
         }
         let processes: Vec<Arc<ManagedProcess>> = sandbox
             .blackboxes
             .iter()
             .map(|b| b.process.clone())
-            .chain(sandbox.servers.iter().map(|s| s.process.clone()))
             .collect();
         let http = sandbox.http.clone();
         run_on(&sandbox.io.handle(), async move {
             futures::future::join_all(processes.iter().map(|p| p.start(&http))).await;
         })
         .await;
+        if options.start_servers {
+            futures::future::join_all(sandbox.servers.iter().map(MetricsServer::start)).await;
+        }
         sandbox
     }
 
@@ -395,13 +433,13 @@ impl Sandbox {
                 probes_ok += usize::from(target_running);
             }
         };
-        for fake in &self.fakes {
+        for fake in self.fakes.iter() {
             probe(fake.is_running());
         }
         for blackbox in &self.blackboxes {
             probe(blackbox.is_running());
         }
-        for fake in &self.fakes {
+        for fake in self.fakes.iter() {
             let scraped = fake.metrics_addrs().len();
             targets += scraped;
             if fake.is_running() {
@@ -466,6 +504,43 @@ fn write(path: &Path, text: &str) -> PathBuf {
     path.to_path_buf()
 }
 
+/// VictoriaMetrics counts the first sample of a series as a change, so on a fresh sandbox
+/// `changes(process_start_time_seconds[5m]) > 0` would be true for 5 minutes. A past of the
+/// fakes' series, 1 s apart like the scrapes and following their current settings, makes
+/// the sandbox look like a cluster that has been running for a while, as Prometheus sees it.
+fn history_import(fakes: &[FakeProcess]) -> String {
+    let mut body = String::new();
+    for fake in fakes {
+        for past in fake.history(HISTORY_SPAN, HISTORY_STEP) {
+            let metric: serde_json::Map<String, serde_json::Value> = past
+                .labels
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            let (timestamps, values): (Vec<i64>, Vec<f64>) = past.points.into_iter().unzip();
+            let line = serde_json::json!({
+                "metric": metric,
+                "values": values,
+                "timestamps": timestamps,
+            });
+            body.push_str(&line.to_string());
+            body.push('\n');
+        }
+    }
+    body
+}
+
+async fn seed_history(http: reqwest::Client, url: String, body: String) {
+    let import = format!("{url}/api/v1/import");
+    match http.post(&import).body(body).send().await {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => panic!("{import} refused the history: {}", r.status()),
+        Err(e) => panic!("{import}: {e}"),
+    }
+    // Makes the import searchable now rather than within a few seconds.
+    let _ = http.get(format!("{url}/internal/force_flush")).send().await;
+}
+
 fn server_process(
     root: &Path,
     specs: &[topology::FakeSpec],
@@ -519,14 +594,27 @@ impl Drop for Sandbox {
         for blackbox in &self.blackboxes {
             blackbox.process.kill();
         }
-        for fake in &self.fakes {
+        for fake in self.fakes.iter() {
             fake.abort();
         }
         // Joins the I/O thread: every fake listener and connection is closed after this.
         self.io.shutdown();
         if std::env::var_os("TIDB_SANDBOX_KEEP").is_some() {
             if let Some(dir) = self.dir.take() {
-                eprintln!("sandbox files kept in {}", dir.keep().display());
+                // Renamed so that the next holder of the block does not remove it.
+                let path = dir.keep();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let kept = path.with_file_name(format!(
+                    "{}kept-{}",
+                    block::DIR_PREFIX,
+                    name.strip_prefix(block::DIR_PREFIX).unwrap_or(name)
+                ));
+                let shown = if std::fs::rename(&path, &kept).is_ok() {
+                    kept
+                } else {
+                    path
+                };
+                eprintln!("sandbox files kept in {}", shown.display());
             }
         }
     }

@@ -107,10 +107,17 @@ impl ManagedProcess {
             .unwrap_or_else(|e| panic!("cannot open log {}: {e}", self.log_path.display()))
     }
 
+    /// Spawns the process, or resumes it if it is alive.
     fn spawn(&self) {
         let mut state = self.lock();
-        if state.child.is_some() {
-            panic!("{} is already started", self.name);
+        if let Some(child) = state.child.as_mut() {
+            if let Ok(None) = child.try_wait() {
+                Self::signal(child, Signal::CONT);
+                state.paused = false;
+                return;
+            }
+            // It died on its own: start it again.
+            state.child = None;
         }
         let mut log = self.open_log();
         let _ = writeln!(
@@ -136,6 +143,8 @@ impl ManagedProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr));
+        // Before the spawn: every sample the process writes is newer.
+        let started_at = unix_now();
         let child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {} ({}): {e}; is its Debian package installed?",
@@ -144,10 +153,11 @@ impl ManagedProcess {
         });
         state.child = Some(child);
         state.paused = false;
-        state.started_at = unix_now();
+        state.started_at = started_at;
     }
 
-    /// Spawns the process and waits until its readiness URL answers 200.
+    /// Spawns the process (or resumes it if it is alive) and waits until its readiness
+    /// URL answers 200.
     pub async fn start(&self, http: &reqwest::Client) {
         self.spawn();
         let deadline = Instant::now() + READY_LIMIT;

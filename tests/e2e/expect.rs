@@ -1,0 +1,235 @@
+//! What each host must report, computed from the catalog's labels (`component`, `scope`)
+//! and the sandbox topology: the keys of the components that run on the host, the
+//! prometheus key everywhere, and the cluster keys on the hosts that run a server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use tidb_host_agent::rules::{DEFAULT_KEY_TEMPLATE, KeyTemplate};
+
+use crate::common::{Host, Sandbox, Server};
+
+/// A key's value and its `state` in the json format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub value: u8,
+    pub state: State,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ok,
+    Pending,
+    Firing,
+    Unknown,
+}
+
+impl State {
+    pub fn parse(text: &str) -> Option<State> {
+        match text {
+            "ok" => Some(State::Ok),
+            "pending" => Some(State::Pending),
+            "firing" => Some(State::Firing),
+            "unknown" => Some(State::Unknown),
+            _ => None,
+        }
+    }
+}
+
+/// Every key of one host's snapshot with what it must read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected(pub BTreeMap<String, Reading>);
+
+impl Expected {
+    /// Sets `key`, which must already be expected on this host (so a typo cannot add a key).
+    pub fn with(mut self, key: &str, value: u8, state: State) -> Expected {
+        match self.0.get_mut(key) {
+            Some(reading) => *reading = Reading { value, state },
+            None => panic!("{key} is not a key of this host: {:?}", self.0.keys()),
+        }
+        self
+    }
+
+    /// `key` is true and answered: value 1, firing (every test `for` is 0s unless said).
+    pub fn firing(self, key: &str) -> Expected {
+        self.with(key, 1, State::Firing)
+    }
+
+    /// Every rule key unknown (no server answers), with `value` for keys that were 0 and
+    /// `held` for those that were 1; the prometheus key as it is.
+    pub fn unknown(mut self, zero_to: u8, one_to: u8) -> Expected {
+        let prometheus = prometheus_key();
+        for (key, reading) in self.0.iter_mut() {
+            if *key != prometheus {
+                let value = if reading.value == 1 { one_to } else { zero_to };
+                *reading = Reading {
+                    value,
+                    state: State::Unknown,
+                };
+            }
+        }
+        self
+    }
+
+    pub fn keys(&self) -> BTreeSet<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+
+    pub fn values(&self) -> BTreeMap<&str, u8> {
+        self.0.iter().map(|(k, r)| (k.as_str(), r.value)).collect()
+    }
+}
+
+/// The differences between what a host reports and what it must, for failure messages.
+pub fn diff(expected: &Expected, seen: &BTreeMap<String, Reading>) -> String {
+    let mut out = Vec::new();
+    for (key, want) in &expected.0 {
+        match seen.get(key) {
+            None => out.push(format!("missing {key} (want {want})")),
+            Some(got) if got != want => out.push(format!("{key}: got {got}, want {want}")),
+            Some(_) => {}
+        }
+    }
+    for (key, got) in seen {
+        if !expected.0.contains_key(key) {
+            out.push(format!("unexpected {key} = {got}"));
+        }
+    }
+    out.join("; ")
+}
+
+impl fmt::Display for Reading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?})", self.value, self.state)
+    }
+}
+
+#[derive(Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Deserialize)]
+struct RuleGroup {
+    rules: Vec<CatalogEntry>,
+}
+
+#[derive(Deserialize)]
+struct CatalogEntry {
+    alert: String,
+    labels: BTreeMap<String, String>,
+}
+
+/// One catalog rule as the tests see it.
+#[derive(Clone, Debug)]
+pub struct CatalogRule {
+    pub key: String,
+    pub alert: String,
+    pub component: String,
+    /// `host`, `cluster` or `computed`.
+    pub scope: String,
+}
+
+/// The 41 rules of `rules/tidb.rules.yml`, keys named by the default template.
+pub fn catalog() -> &'static [CatalogRule] {
+    static CATALOG: OnceLock<Vec<CatalogRule>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/tidb.rules.yml");
+        let text = std::fs::read_to_string(path).expect("read the catalog");
+        let file: RuleFile = yaml_serde::from_str(&text).expect("parse the catalog");
+        let template = KeyTemplate::parse(DEFAULT_KEY_TEMPLATE).expect("default template");
+        let rules: Vec<CatalogRule> = file
+            .groups
+            .into_iter()
+            .flat_map(|g| g.rules)
+            .map(|r| {
+                let label = |name: &str| {
+                    r.labels
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{} has no {name} label", r.alert))
+                        .clone()
+                };
+                let component = label("component");
+                CatalogRule {
+                    key: template.key("TiDB", &component, &r.alert),
+                    component,
+                    scope: label("scope"),
+                    alert: r.alert,
+                }
+            })
+            .collect();
+        assert_eq!(rules.len(), 41, "the catalog has 41 alerts");
+        rules
+    })
+}
+
+/// The key of the catalog alert named `alert`.
+pub fn key(alert: &str) -> String {
+    match catalog().iter().find(|r| r.alert == alert) {
+        Some(rule) => rule.key.clone(),
+        None => panic!("no alert {alert} in the catalog"),
+    }
+}
+
+pub fn prometheus_key() -> String {
+    let computed: Vec<&CatalogRule> = catalog().iter().filter(|r| r.scope == "computed").collect();
+    assert_eq!(computed.len(), 1, "one computed key: Prometheus_is_down");
+    computed[0].key.clone()
+}
+
+/// Every host rule's `for`, set to 0s in the agents' configs unless a test says otherwise.
+pub fn promql_keys() -> Vec<String> {
+    catalog()
+        .iter()
+        .filter(|r| r.scope != "computed")
+        .map(|r| r.key.clone())
+        .collect()
+}
+
+/// The components running on `host`: its fakes, and the blackbox_exporter every host has.
+pub fn components(sb: &Sandbox, host: Host) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = sb
+        .fakes()
+        .iter()
+        .filter(|f| f.host() == host)
+        .map(|f| f.component().name().to_string())
+        .collect();
+    // Panics if the host has none.
+    let _ = sb.blackbox(host);
+    out.insert("blackbox_exporter".to_string());
+    out
+}
+
+/// SPEC §4 under `auto`: a host is a cluster reporter when it runs one of the servers.
+pub fn is_cluster_reporter(host: Host) -> bool {
+    Server::ALL.iter().any(|s| s.host() == host)
+}
+
+/// The keys of a host running `components`, all 0 and answered.
+pub fn healthy_for(components: &BTreeSet<String>, cluster_reporter: bool) -> Expected {
+    let keys = catalog().iter().filter(|r| match r.scope.as_str() {
+        "host" => components.contains(&r.component),
+        "cluster" => cluster_reporter,
+        "computed" => true,
+        other => panic!("{}: unknown scope {other}", r.key),
+    });
+    Expected(
+        keys.map(|r| {
+            (
+                r.key.clone(),
+                Reading {
+                    value: 0,
+                    state: State::Ok,
+                },
+            )
+        })
+        .collect(),
+    )
+}
+
+/// What `host` reports while the whole sandbox is healthy.
+pub fn healthy(sb: &Sandbox, host: Host) -> Expected {
+    healthy_for(&components(sb, host), is_cluster_reporter(host))
+}

@@ -1,0 +1,57 @@
+//! Scenario 7: the two servers disagree about one target (each scrapes its own view of the
+//! tidb on .1). `any` says 1, `all` says 0, and `failover` follows the local server even
+//! when it is configured second.
+
+use crate::agents::{AgentSpec, HostAgent, wait_until};
+use crate::common::{Host, Sandbox, Server};
+use crate::expect::{self, Expected};
+
+#[tokio::test]
+async fn modes_any_all_and_failover_when_the_servers_disagree() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    let (a, b) = (sb.server(Server::A).url(), sb.server(Server::B).url());
+    let any = AgentSpec::new(&sb, Host::One)
+        .named("any")
+        .mode("any")
+        .start();
+    let all = AgentSpec::new(&sb, Host::One)
+        .named("all")
+        .mode("all")
+        .start();
+    let failover = AgentSpec::new(&sb, Host::One)
+        .named("failover-b-first")
+        .servers(vec![b.clone(), a.clone()])
+        .start();
+    let others: Vec<HostAgent> = [Host::Two, Host::Ten]
+        .iter()
+        .map(|h| AgentSpec::new(&sb, *h).start())
+        .collect();
+    let ddl = expect::key("TiDB_ddl_waiting_jobs");
+    let expect_modes = |any_fires: bool, failover_fires: bool| {
+        let one = |fires: bool| {
+            let healthy = expect::healthy(&sb, Host::One);
+            if fires { healthy.firing(&ddl) } else { healthy }
+        };
+        let mut out: Vec<(&HostAgent, Expected)> = vec![
+            (&any, one(any_fires)),
+            // Never both servers agree in this test.
+            (&all, one(false)),
+            (&failover, one(failover_fires)),
+        ];
+        out.extend(others.iter().map(|o| (o, expect::healthy(&sb, o.host))));
+        out
+    };
+    wait_until(&expect_modes(false, false), "every agent healthy").await;
+
+    let tidb = sb.fake(sb.addr(Host::One, 10080));
+    tidb.set_for_view(Server::A, "tidb_ddl_waiting_jobs", 10.0);
+    wait_until(&expect_modes(true, true), "only A sees the DDL jobs").await;
+
+    tidb.clear_views();
+    tidb.set_for_view(Server::B, "tidb_ddl_waiting_jobs", 10.0);
+    wait_until(&expect_modes(true, false), "only B sees the DDL jobs").await;
+
+    tidb.clear_views();
+    wait_until(&expect_modes(false, false), "the servers agree again").await;
+}

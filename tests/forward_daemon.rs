@@ -1,0 +1,255 @@
+//! Forwarding through the real binary: `kill -9` while an event is pending, and the
+//! `alerts` command.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
+
+mod forward_support;
+
+use std::process::Command;
+
+use forward_support::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_event_survives_kill_9_and_is_not_sent_twice() {
+    let block = Block::take();
+    let pair = Pair::start(&block, &am_config_null()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (flaky_state, flaky_out, steady_out) = (
+        dir.path().join("flaky"),
+        dir.path().join("flaky-out"),
+        dir.path().join("steady-out"),
+    );
+    for d in [&flaky_state, &flaky_out, &steady_out] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // The flaky target fails for as long as this file exists.
+    std::fs::write(flaky_state.join("fail"), b"").unwrap();
+    let record = fixture("record.sh");
+    let fail_then_record = fixture("fail_then_record.sh");
+    let alertmanager = format!(
+        r#"
+[alertmanager]
+servers = {servers}
+poll_interval = "200ms"
+retry_initial = "100ms"
+retry_max = "300ms"
+
+[[alertmanager.forward]]
+kind = "exec"
+name = "steady"
+command = {steady}
+
+[[alertmanager.forward]]
+kind = "exec"
+name = "flaky"
+command = {flaky}
+"#,
+        servers = toml_array(&[&pair.a.url, &pair.b.url]),
+        steady = toml_array(&[
+            "/bin/sh",
+            &record,
+            &steady_out.display().to_string(),
+            "{{ status }}",
+            "{{ alertname }}"
+        ]),
+        flaky = toml_array(&[
+            "/bin/sh",
+            &fail_then_record,
+            &flaky_state.display().to_string(),
+            "0",
+            &flaky_out.display().to_string(),
+            "{{ status }}",
+            "{{ alertname }}"
+        ]),
+    );
+    let config = daemon_config(dir.path(), &block, &alertmanager);
+    let check = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    pair.post_both(&json!([alert("TiKV_server_is_down", &[])]))
+        .await;
+    let log = dir.path().join("agent.log");
+    let mut daemon = Daemon::start(&config, &log);
+    wait_for(
+        LIMIT,
+        "the steady target's delivery and two failed flaky attempts",
+        || {
+            let attempts: u32 = std::fs::read_to_string(flaky_state.join("attempts"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            (calls(&steady_out).len() == 1 && attempts >= 2).then_some(())
+        },
+    )
+    .await;
+    daemon.kill_9();
+
+    // On disk: the event, with the steady target's success recorded.
+    let spool = dir.path().join("state/spool");
+    let pending: Vec<serde_json::Value> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".event"))
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(pending.len(), 1, "one pending event in {}", spool.display());
+    assert_eq!(pending[0]["delivered"], json!(["steady"]));
+    assert_eq!(
+        pending[0]["event"]["labels"]["alertname"],
+        "TiKV_server_is_down"
+    );
+
+    std::fs::remove_file(flaky_state.join("fail")).unwrap();
+    let daemon = Daemon::start(&config, &log);
+    wait_for(
+        LIMIT,
+        "the flaky target's delivery after the restart",
+        || (!calls(&flaky_out).is_empty()).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        statuses(&flaky_out),
+        [("firing".into(), "TiKV_server_is_down".into())]
+    );
+    assert_eq!(
+        statuses(&steady_out),
+        [("firing".into(), "TiKV_server_is_down".into())],
+        "the target that had succeeded gets no second copy, and the restart re-fires nothing"
+    );
+
+    // Everything delivered, the alert still firing: another kill -9 and restart must
+    // remember that it was sent.
+    let mut daemon = daemon;
+    daemon.kill_9();
+    let daemon = Daemon::start(&config, &log);
+    wait_for(LIMIT, "the restarted agent to poll", || {
+        let polls = daemon
+            .log_text()
+            .matches("alert forwarding started")
+            .count();
+        (polls == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(statuses(&steady_out).len(), 1, "{}", daemon.log_text());
+    assert_eq!(statuses(&flaky_out).len(), 1);
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_command_prints_templates_and_json() {
+    let block = Block::take();
+    let pair = Pair::start(&block, &am_config_null()).await;
+    let mut pd = alert("PD_server_is_down", &[("instance", "10.0.1.1:2379")]);
+    pd["startsAt"] = json!("2026-03-01T10:00:00Z");
+    pd["endsAt"] = json!("2099-01-01T00:00:00Z");
+    pair.post_both(&json!([pd])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = daemon_config(
+        dir.path(),
+        &block,
+        &format!(
+            "[alertmanager]\nservers = {}\n[[alertmanager.forward]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n",
+            toml_array(&[&pair.a.url, &pair.b.url])
+        ),
+    );
+
+    let alerts = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .arg("alerts")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = alerts(&[
+        "--format",
+        "{{ alertname }} on {{ labels.instance }} since {{ startsAt | strftime('%Y-%m-%d %H:%M') }} ({{ severity }})",
+    ]);
+    assert_eq!(
+        text,
+        "PD_server_is_down on 10.0.1.1:2379 since 2026-03-01 10:00 (critical)\n"
+    );
+
+    let json: Vec<serde_json::Value> = serde_json::from_str(&alerts(&["--json"])).unwrap();
+    assert_eq!(json.len(), 1);
+    assert_eq!(json[0]["labels"]["instance"], "10.0.1.1:2379");
+    assert_eq!(json[0]["startsAt"], "2026-03-01T10:00:00Z");
+    assert_eq!(json[0]["state"], "active");
+    assert_eq!(json[0]["servers"].as_array().unwrap().len(), 2);
+
+    let both = Command::new(BIN)
+        .arg("-c")
+        .arg(&config)
+        .args(["alerts", "--json", "--format", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--format and --json exclude each other"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_an_attempt_in_flight_and_keeps_the_event() {
+    let block = Block::take();
+    let pair = Pair::start(&block, &am_config_null()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hang_dir = dir.path().join("hang");
+    std::fs::create_dir_all(&hang_dir).unwrap();
+    let alertmanager = format!(
+        "[alertmanager]\nservers = {}\npoll_interval = \"200ms\"\n[[alertmanager.forward]]\nkind = \"exec\"\nname = \"hanging\"\ntimeout = \"1h\"\ncommand = {}\n",
+        toml_array(&[&pair.a.url, &pair.b.url]),
+        toml_array(&[
+            "/bin/sh",
+            &fixture("hang.sh"),
+            &hang_dir.display().to_string()
+        ]),
+    );
+    let config = daemon_config(dir.path(), &block, &alertmanager);
+    pair.post_both(&json!([alert("PD_server_is_down", &[])]))
+        .await;
+    let mut daemon = Daemon::start(&config, &dir.path().join("agent.log"));
+    let pid = wait_for(LIMIT, "the attempt in flight", || {
+        hang_pids(&hang_dir).first().copied()
+    })
+    .await;
+
+    let status = daemon.terminate(std::time::Duration::from_secs(5));
+    let log = daemon.log_text();
+    let status = status.unwrap_or_else(|| panic!("no exit within 5 s of SIGTERM:\n{log}"));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("alert forwarding stopped"), "{log}");
+    wait_for(LIMIT, "the attempt to be killed", || {
+        process_gone(pid).then_some(())
+    })
+    .await;
+    let spooled = std::fs::read_dir(dir.path().join("state/spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".event"))
+        .count();
+    assert_eq!(
+        spooled, 1,
+        "the event waits in the spool for the next start"
+    );
+}

@@ -1,0 +1,226 @@
+//! The ping keys in the daemon's snapshot (SPEC §7, §13), with the real binary.
+//!
+//! - With ICMP permission, both keys (and the per-target ones) join every snapshot.
+//! - Without it (nobody, no CAP_NET_RAW, `ping_group_range` closed), the daemon logs the
+//!   one clear error once and keeps producing its other keys.
+//!
+//! Prometheus is not the subject: the configured server refuses connections, so the
+//! snapshot holds `Prometheus_is_down = 1` and the fixed component's keys at 0.
+
+// A failing test panics; that is how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ping_support;
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ping_support::{as_nobody, skip_unless_root};
+use support::{free_port, http_get};
+use tidb_host_agent::ping::prober::NO_PERMISSION_MESSAGE;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
+
+fn config(dir: &Path, metrics_port: u16) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+[agent]
+interval = "100ms"
+state_dir = "{dir}/state"
+
+[host]
+addresses = ["127.0.0.1"]
+components = ["tikv"]
+cluster_reporter = false
+
+[prometheus]
+# Nothing listens here: every query and probe is refused at once.
+servers = ["http://127.0.0.1:1"]
+down_after = 1
+on_no_data = "zero"
+
+[ping]
+enabled = true
+targets = ["127.0.0.1", "127.0.0.2"]
+every = "200ms"
+count = 3
+interval = "10ms"
+per_target_keys = true
+record_file = "{dir}/slow-ping.jsonl"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/snapshot.txt"
+"#
+    )
+}
+
+/// The agent process; killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(mut command: Command, log: &Path) -> Running {
+    let log = std::fs::File::create(log).unwrap();
+    command
+        .env_remove("TIDB_HOST_AGENT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    Running(command.spawn().expect("the agent starts"))
+}
+
+/// Polls the snapshot file until `ready` accepts it, at most 30 s.
+fn wait_for_snapshot(path: &Path, ready: impl Fn(&[(String, u8)]) -> bool) -> Vec<(String, u8)> {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let keys: Vec<(String, u8)> = text
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        if ready(&keys) {
+            return keys;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no such snapshot within 30 s; last:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn value(keys: &[(String, u8)], key: &str) -> Option<u8> {
+    keys.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+#[test]
+fn the_ping_keys_join_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    let port = free_port("127.0.0.1");
+    std::fs::write(&config_path, config(dir.path(), port)).unwrap();
+    let mut command = Command::new(AGENT);
+    command.arg("-c").arg(&config_path).arg("run");
+    let _agent = start(command, &dir.path().join("agent.log"));
+
+    let keys = wait_for_snapshot(&dir.path().join("snapshot.txt"), |keys| {
+        value(keys, "TiDB.ping.Ping_packet_loss").is_some()
+    });
+    let ping: Vec<(&str, u8)> = keys
+        .iter()
+        .filter(|(k, _)| k.starts_with("TiDB.ping."))
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        ping,
+        [
+            ("TiDB.ping.Ping_latency_over_threshold", 0),
+            ("TiDB.ping.Ping_latency_over_threshold_127_0_0_1", 0),
+            ("TiDB.ping.Ping_latency_over_threshold_127_0_0_2", 0),
+            ("TiDB.ping.Ping_packet_loss", 0),
+            ("TiDB.ping.Ping_packet_loss_127_0_0_1", 0),
+            ("TiDB.ping.Ping_packet_loss_127_0_0_2", 0),
+        ]
+    );
+    assert_eq!(value(&keys, "TiDB.prometheus.Prometheus_is_down"), Some(1));
+
+    // Each target's RTT and loss of the last round, as self-metrics.
+    let start = Instant::now();
+    let gauges = loop {
+        let body = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap_or_default();
+        let gauges: Vec<(String, f64)> = body
+            .lines()
+            .filter(|l| l.starts_with("tidb_host_agent_ping_"))
+            .filter_map(|l| {
+                let (name, v) = l.rsplit_once(' ')?;
+                Some((name.to_string(), v.parse().ok()?))
+            })
+            .collect();
+        if gauges.len() == 4 {
+            break gauges;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no ping metrics: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for target in ["127.0.0.1", "127.0.0.2"] {
+        let gauge = |name: &str| {
+            gauges
+                .iter()
+                .find(|(n, _)| n == &format!("tidb_host_agent_{name}{{target=\"{target}\"}}"))
+                .map(|(_, v)| *v)
+                .unwrap_or_else(|| panic!("{name} for {target}: {gauges:?}"))
+        };
+        assert_eq!(gauge("ping_loss_ratio"), 0.0);
+        let rtt = gauge("ping_rtt_avg_seconds");
+        assert!(rtt > 0.0 && rtt < 1.0, "{target}: {rtt}");
+    }
+}
+
+#[test]
+fn without_icmp_permission_the_daemon_logs_once_and_keeps_its_other_keys() {
+    if skip_unless_root("ping_daemon without permission") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // nobody writes its state, snapshot and log here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config(dir.path(), free_port("127.0.0.1"))).unwrap();
+    let command = as_nobody("1 0", AGENT, &["-c", config_path.to_str().unwrap(), "run"]);
+    let log = dir.path().join("agent.log");
+    let _agent = start(command, &log);
+
+    let snapshot = dir.path().join("snapshot.txt");
+    let keys = wait_for_snapshot(&snapshot, |keys| {
+        value(keys, "TiDB.prometheus.Prometheus_is_down") == Some(1)
+    });
+    assert!(
+        keys.iter().any(|(k, _)| k.starts_with("TiDB.tikv.")),
+        "the component's keys are there: {keys:?}"
+    );
+    assert!(
+        keys.iter().all(|(k, _)| !k.starts_with("TiDB.ping.")),
+        "no ping keys without permission: {keys:?}"
+    );
+    // Let a few more cycles (and would-be ping rounds) pass: the snapshot is rewritten.
+    let first = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(&snapshot).unwrap().modified().unwrap() == first {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the daemon stopped cycling"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let keys = wait_for_snapshot(&snapshot, |keys| !keys.is_empty());
+    assert!(keys.iter().any(|(k, _)| k.starts_with("TiDB.tikv.")));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("CAP_NET_RAW")).collect();
+    assert_eq!(lines.len(), 1, "logged once:\n{text}");
+    assert!(
+        lines[0].contains("ERROR") && lines[0].ends_with(NO_PERMISSION_MESSAGE),
+        "the exact message at level ERROR: {}",
+        lines[0]
+    );
+}
