@@ -152,3 +152,111 @@ async fn a_threshold_below_loopback_rtt_records_every_echo_and_one_second_none()
             .all(|t| t.over_threshold(Duration::from_secs(1)) == 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_answers_on_every_socket() {
+    let has_ipv6_loopback = std::fs::read_to_string("/proc/net/if_inet6")
+        .is_ok_and(|t| t.contains("00000000000000000000000000000001"));
+    if !has_ipv6_loopback {
+        eprintln!("\n*** SKIPPED ipv6 loopback: this host has no ::1 ***\n");
+        return;
+    }
+    let mut prober = Prober::new(1 << 20);
+    prober
+        .open(Family::V6)
+        .expect("tests run as root or with ping_group_range open");
+    // Each round draws new identifiers, and so lands on one socket or another.
+    for _ in 0..8 {
+        let round = round::run(
+            &prober,
+            vec![Target::from_address("::1".parse().unwrap())],
+            &settings(3),
+        )
+        .await;
+        assert_eq!(round.targets[0].received(), 3, "{round:?}");
+    }
+}
+
+/// Waits (at most 30 s) for the task to publish entries that `ready` accepts.
+async fn published(
+    rx: &mut tokio::sync::watch::Receiver<Vec<tidb_host_agent::snapshot::Entry>>,
+    ready: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let wait = async {
+        loop {
+            let keys: Vec<String> = rx
+                .borrow_and_update()
+                .iter()
+                .map(|e| e.key.clone())
+                .collect();
+            if ready(&keys) {
+                return keys;
+            }
+            rx.changed().await.expect("the task keeps the sender");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("the expected keys within 30 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_follows_the_targets_discovered_in_prometheus() {
+    use std::sync::Arc;
+    use tidb_host_agent::config::PingConfig;
+    use tidb_host_agent::metrics::Metrics;
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = PingConfig {
+        enabled: true,
+        targets: vec!["127.0.0.1".into()],
+        targets_from_prometheus: true,
+        every: "100ms".parse().unwrap(),
+        count: 2,
+        interval: "10ms".parse().unwrap(),
+        per_target_keys: true,
+        record_file: dir.path().join("slow.jsonl"),
+        ..PingConfig::default()
+    };
+    let (discovered_tx, discovered_rx) = watch::channel(vec!["127.0.0.2".to_string()]);
+    let (entries_tx, mut entries_rx) = watch::channel(Vec::new());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(tidb_host_agent::ping::task::run(
+        config,
+        key_name,
+        discovered_rx,
+        entries_tx,
+        Arc::new(Metrics::new()),
+        shutdown.clone(),
+    ));
+
+    let has = |keys: &[String], suffix: &str| {
+        keys.iter()
+            .any(|k| k == &format!("TiDB.ping.Ping_packet_loss_{suffix}"))
+    };
+    let keys = published(&mut entries_rx, |k| has(k, "127_0_0_2")).await;
+    assert!(
+        has(&keys, "127_0_0_1"),
+        "the configured target stays: {keys:?}"
+    );
+
+    discovered_tx.send_replace(vec!["127.0.0.3".to_string(), "127.0.0.1".to_string()]);
+    let keys = published(&mut entries_rx, |k| has(k, "127_0_0_3")).await;
+    assert!(
+        !has(&keys, "127_0_0_2"),
+        "a target no longer seen is dropped: {keys:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k.ends_with("_127_0_0_1")).count(),
+        2,
+        "a discovered target that is also configured is pinged once: {keys:?}"
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the task stops on shutdown")
+        .expect("the task does not panic");
+}

@@ -131,7 +131,10 @@ async fn ping(args: &PingArgs) -> Result<bool, CliError> {
         timeout: args.timeout,
         concurrency: args.concurrency as usize,
     };
+    let clock = std::time::Instant::now();
+    let count = targets.len();
     let round = round::run(&prober, targets, &settings).await;
+    tracing::debug!("pinged {count} targets in {:?}", clock.elapsed());
 
     if let Some(record) = record {
         record.append(&record::lines(&round, args.threshold))?;

@@ -3,7 +3,8 @@
 //! one-shot `ping` command.
 //!
 //! - [`target`]: names and addresses, resolved once per round.
-//! - [`prober`]: the ICMP sockets, one per address family (surge-ping).
+//! - [`prober`]: the ICMP sockets, a few per address family (surge-ping).
+//! - `socket_options`: receive buffer, ICMP filter and BPF reply steering.
 //! - [`round`]: one round: `count` echoes per target, bounded concurrency.
 //! - [`outcome`]: what a round found, and the per-target statistics (pure).
 //! - [`keys`]: a round's outcome as snapshot entries (pure).
@@ -17,5 +18,6 @@ pub mod outcome;
 pub mod prober;
 pub mod record;
 pub mod round;
+mod socket_options;
 pub mod target;
 pub mod task;

@@ -6,6 +6,7 @@
 //! identifier, and every target gets a different one.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,12 +15,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
-use surge_ping::{Client, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
+use surge_ping::{IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::outcome::{Echo, EchoResult, RoundOutcome, TargetOutcome};
-use super::prober::{Family, Prober};
+use super::prober::{Family, Prober, Socket};
 use super::target::Target;
 use crate::config::PingConfig;
 
@@ -61,14 +62,12 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
         futures::stream::iter(targets.into_iter().enumerate())
             .map(move |(index, target)| {
                 let identifier = PingIdentifier(first_identifier.wrapping_add(index as u16));
-                let client = prober
-                    .socket_for(target.address)
-                    .map(|socket| socket.client.clone());
+                let socket = prober.socket_for(target.address, identifier.0).cloned();
                 let payload = Arc::clone(&payload);
                 async move {
-                    let outcome = match client {
-                        Some(client) => {
-                            spawn_target(client, target, identifier, settings, payload).await
+                    let outcome = match socket {
+                        Some(socket) => {
+                            spawn_target(socket, target, identifier, settings, payload).await
                         }
                         None => {
                             let reason =
@@ -95,14 +94,14 @@ pub async fn run(prober: &Prober, targets: Vec<Target>, settings: &RoundSettings
 /// work, on loopback the whole round trip) spreads over every worker thread. Dropping
 /// this future aborts the task.
 async fn spawn_target(
-    client: Client,
+    socket: Socket,
     target: Target,
     identifier: PingIdentifier,
     settings: RoundSettings,
     payload: Arc<[u8]>,
 ) -> TargetOutcome {
     let task = AbortOnDropHandle::new(tokio::spawn(ping_target(
-        client,
+        socket,
         target.clone(),
         identifier,
         settings,
@@ -117,7 +116,7 @@ async fn spawn_target(
 /// Sends echo `seq` at `start + seq × interval`. An echo exists only from its send
 /// until its answer or timeout, so a large round holds few of them at once.
 async fn ping_target(
-    client: Client,
+    socket: Socket,
     target: Target,
     identifier: PingIdentifier,
     settings: RoundSettings,
@@ -138,7 +137,7 @@ async fn ping_target(
             }
         }
         in_flight.push(echo(
-            client.clone(),
+            socket.clone(),
             target.address,
             identifier,
             seq,
@@ -154,23 +153,40 @@ async fn ping_target(
 }
 
 async fn echo(
-    client: Client,
+    socket: Socket,
     address: IpAddr,
     identifier: PingIdentifier,
     seq: u16,
     timeout: Duration,
     payload: Arc<[u8]>,
 ) -> Echo {
-    let mut pinger = client.pinger(address, identifier).await;
+    // Held until the answer or the timeout. The window is never closed.
+    let _permit = socket.window.acquire().await;
+    let mut pinger = socket.client.pinger(address, identifier).await;
     pinger.timeout(timeout);
     let sent_at = Timestamp::now();
-    // Timed around the whole call, as ping(8) and fping do. surge-ping starts its
-    // clock after the send returns, and on loopback the reply is often already in
-    // by then, which would make the round trip 0.
+    // The round trip is the send (timed here) plus what surge-ping measures: from the
+    // send's return to the moment its receive thread took the reply. Neither part
+    // waits for this task to be scheduled again, so a busy round does not inflate it.
+    // A reply that beats the send's return completes the ping at its first poll;
+    // then the whole call is the round trip (on loopback surge-ping would say 0).
     let clock = Instant::now();
-    let result = match pinger.ping(PingSequence(seq), &payload).await {
-        Ok((packet, _)) => match icmp_error(&packet) {
-            None => EchoResult::Reply(clock.elapsed()),
+    let mut sent: Option<Instant> = None;
+    let mut ping = std::pin::pin!(pinger.ping(PingSequence(seq), &payload));
+    let answer = std::future::poll_fn(|cx| {
+        let poll = ping.as_mut().poll(cx);
+        if poll.is_pending() && sent.is_none() {
+            sent = Some(Instant::now());
+        }
+        poll
+    })
+    .await;
+    let result = match answer {
+        Ok((packet, after_send)) => match icmp_error(&packet) {
+            None => EchoResult::Reply(match sent {
+                Some(sent) => sent.duration_since(clock) + after_send,
+                None => clock.elapsed(),
+            }),
             Some(error) => EchoResult::Failed(error),
         },
         Err(SurgeError::Timeout { .. }) => EchoResult::Lost,
