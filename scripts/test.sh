@@ -5,33 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=()
-for pair in prometheus:prometheus promtool:prometheus \
-            prometheus-alertmanager:prometheus-alertmanager \
-            prometheus-blackbox-exporter:prometheus-blackbox-exporter \
-            prometheus-node-exporter:prometheus-node-exporter \
-            victoria-metrics:victoria-metrics fping:fping ip:iproute2 setpriv:util-linux \
-            unshare:util-linux; do
-  bin=${pair%%:*}; pkg=${pair#*:}
-  command -v "$bin" >/dev/null 2>&1 || need_pkgs+=("$pkg")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "missing packages: ${need_pkgs[*]} (run as root, or install them)" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  # Only the binaries are needed; the packages' own services are not started here.
-  apt-get install -y -q --no-install-recommends $(printf '%s\n' "${need_pkgs[@]}" | sort -u)
-fi
-# Debian's packages start their daemons on the default ports; the tests use their own
-# addresses, but stop those to keep the machine quiet.
-for svc in prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-node-exporter victoria-metrics; do
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    systemctl stop "$svc" || true
-  fi
-done
+scripts/install-deps.sh
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

@@ -8,7 +8,10 @@
 #   - the unit passes `systemd-analyze verify`, and its `systemd-analyze security`
 #     exposure stays at or below 2.0;
 #   - the .rpm holds the same files with the same contents, the config is
-#     %config(noreplace), and its scriptlets create and remove what they should.
+#     %config(noreplace), and its scriptlets create and remove what they should;
+#   - under a real systemd booted in throwaway namespaces (verify-unit-systemd.sh): the
+#     maintainer scripts start, restart and stop the unit, and the hardened unit works
+#     (notify, watchdog, CAP_NET_RAW, process table, reload, stop, start limit).
 # Leaves the machine as it found it: the package purged, the user removed if it created it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +50,9 @@ need=()
 command -v rpm >/dev/null 2>&1 || need+=(rpm)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v file >/dev/null 2>&1 || need+=(file)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -113,8 +118,8 @@ expect "sysusers file /usr/lib/sysusers.d/$NAME.conf" cmp -s /usr/lib/sysusers.d
 expect "config $CONFIG is the shipped default" cmp -s "$CONFIG" packaging/config.toml
 expect "config is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}\n' $NAME | grep -q '^ $CONFIG '"
 expect "docs installed" test -s /usr/share/doc/$NAME/config.example.toml -a -s /usr/share/doc/$NAME/README.md
-expect "user $NAME exists" getent passwd "$NAME"
-expect "group $NAME exists" getent group "$NAME"
+expect "user $NAME exists" sh -c "getent passwd $NAME >/dev/null"
+expect "group $NAME exists" sh -c "getent group $NAME >/dev/null"
 uid=$(id -u "$NAME")
 expect "user is a system user (uid $uid)" test "$uid" -lt 1000
 expect "user has no login shell" sh -c "getent passwd $NAME | grep -q 'nologin\$\|/false\$'"
@@ -124,6 +129,8 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 if [ -d /run/systemd/system ]; then
   expect "systemd runs here: the unit is active" systemctl is-active --quiet "$UNIT"
+  # The checks below run the daemon themselves.
+  systemctl stop "$UNIT"
 else
   ok "systemd is not running here: postinst skipped start (no error)"
 fi
@@ -238,7 +245,7 @@ if [ "$user_existed" = no ]; then
   groupdel "$NAME" 2>/dev/null || true
 fi
 sh -e "$work/POSTIN.sh" 1
-expect "%post 1 created the user" getent passwd "$NAME"
+expect "%post 1 created the user" sh -c "getent passwd $NAME >/dev/null"
 expect_eq "%post 1 created the state directory" "$(stat -c '%U:%G %a' "$STATE_DIR")" "$NAME:$NAME 755"
 # Debian's presets enable what they do not list; RHEL's disable it.
 expect "%post 1 applied the preset (enabled on Debian)" test -L "$WANTS_LINK"
@@ -253,6 +260,15 @@ ok "%postun 0 (erase) runs cleanly"
 rm -f /usr/lib/sysusers.d/$NAME.conf /usr/lib/systemd/system/$UNIT
 rm -rf "$STATE_DIR"
 
+step "the package and the unit under a real systemd (booted in throwaway namespaces)"
+unit_rc=0
+scripts/verify-unit-systemd.sh "$deb" "$deb_bumped" || unit_rc=$?
+case $unit_rc in
+  0) unit_result="passed" ;;
+  77) unit_result="skipped: this host cannot boot systemd in namespaces" ; echo "  $unit_result" ;;
+  *) fail "verify-unit-systemd.sh failed" ;;
+esac
+
 trap - EXIT
 cleanup
 expect "machine clean: package purged" pkg_absent
@@ -261,5 +277,5 @@ if [ "$user_existed" = no ]; then
 fi
 
 elapsed=$(($(date +%s) - started))
-printf '\nverify-package.sh: %d checks passed in %ds (building: %ds). exposure %s, binary %s bytes\n' \
-  "$checks" "$elapsed" "$build_seconds" "$exposure" "$binary_size"
+printf '\nverify-package.sh: %d checks passed in %ds (building: %ds); under systemd: %s. exposure %s, binary %s bytes\n' \
+  "$checks" "$elapsed" "$build_seconds" "$unit_result" "$exposure" "$binary_size"

@@ -50,6 +50,7 @@ pub struct Agent {
     rules: Vec<PlannedRule>,
     sticky: components::StickyComponents,
     next_detect: Option<Instant>,
+    process_fallback_logged: bool,
     cluster_reporter: bool,
     state_path: PathBuf,
     extra_entries: Vec<watch::Receiver<Vec<Entry>>>,
@@ -115,6 +116,7 @@ impl Agent {
             rules: plan.rules,
             sticky: saved.components,
             next_detect: None,
+            process_fallback_logged: false,
             cluster_reporter,
             state_path,
             extra_entries: Vec::new(),
@@ -212,15 +214,20 @@ impl Agent {
                         components::from_answers(&self.config.host.component_map, &groups, &jobs);
                     tracing::debug!(?found, "components detected from Prometheus");
                     self.sticky.saw(found, now);
+                    self.process_fallback_logged = false;
                     self.next_detect = Some(Instant::now() + self.config.host.detect_every.get());
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     if self.sticky.is_empty() {
                         let found = components::from_process_table();
-                        tracing::warn!(
-                            ?found,
-                            "cannot detect components from Prometheus ({e}); using the process table"
-                        );
+                        // Said once per outage, not every cycle.
+                        if !self.process_fallback_logged {
+                            tracing::warn!(
+                                ?found,
+                                "cannot detect components from Prometheus ({e}); using the process table"
+                            );
+                            self.process_fallback_logged = true;
+                        }
                         self.sticky.saw(found, now);
                     } else if matches!(e, PairError::BadData(_)) {
                         tracing::error!("component detection query rejected: {e}");

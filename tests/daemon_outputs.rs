@@ -297,10 +297,6 @@ path = "{dir}/rw/alerts.txt"
         "the other sink to keep writing",
         || (writes(port, &sink_rw) >= rw_before + 2).then_some(()),
     );
-    assert!(
-        failed(port) > failed_then,
-        "the read-only sink is still failing"
-    );
     assert_eq!(std::fs::read_to_string(&ro_file).unwrap(), before);
 
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o777)).unwrap();

@@ -18,6 +18,7 @@ pub fn init(config: &LogConfig) -> Option<WorkerGuard> {
                 .with_env_filter(filter)
                 .with_writer(writer)
                 .with_ansi(false)
+                .log_internal_errors(false)
                 .try_init();
             Some(guard)
         }
@@ -26,6 +27,8 @@ pub fn init(config: &LogConfig) -> Option<WorkerGuard> {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .with_ansi(false)
+                // A broken stderr (journald gone) must not panic the daemon.
+                .log_internal_errors(false)
                 .try_init();
             None
         }
@@ -40,5 +43,6 @@ pub fn init_stderr() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        .log_internal_errors(false)
         .try_init();
 }

@@ -519,8 +519,15 @@ pub async fn wait_until(expectations: &[(&HostAgent, Expected)], what: &str) {
         }
         tokio::time::sleep(POLL).await;
     }
-    for (agent, expected) in expectations {
-        for snapshot in agent.next_snapshots(STABLE_SNAPSHOTS).await {
+    // Every agent writes its next snapshots at the same time: wait for them together.
+    let next = futures::future::join_all(
+        expectations
+            .iter()
+            .map(|(agent, _)| agent.next_snapshots(STABLE_SNAPSHOTS)),
+    )
+    .await;
+    for ((agent, expected), snapshots) in expectations.iter().zip(next) {
+        for snapshot in snapshots {
             assert_eq!(
                 snapshot.values(),
                 expected.values(),

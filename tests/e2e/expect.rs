@@ -57,8 +57,8 @@ impl Expected {
         self.with(key, 1, State::Firing)
     }
 
-    /// Every rule key unknown (no server answers), with `value` for keys that were 0 and
-    /// `held` for those that were 1; the prometheus key as it is.
+    /// Every rule key unknown (no server answers): keys that were 0 read `zero_to`, keys
+    /// that were 1 read `one_to` (`on_no_data`); the prometheus key stays as it is.
     pub fn unknown(mut self, zero_to: u8, one_to: u8) -> Expected {
         let prometheus = prometheus_key();
         for (key, reading) in self.0.iter_mut() {
