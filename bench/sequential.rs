@@ -137,9 +137,7 @@ async fn send(http: &reqwest::Client, server: &str, request: &Request) -> Result
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    if matches!(request, Request::Query { .. })
-        && !body.starts_with(br#"{"status":"success""#)
-    {
+    if matches!(request, Request::Query { .. }) && !body.starts_with(br#"{"status":"success""#) {
         return Err("not a successful API answer".into());
     }
     Ok(())
