@@ -499,9 +499,9 @@ callgrind_daemon() { # LABEL BIN
     wait_until "$WARMUP_CYCLES" 300 "$1 under callgrind to finish its warm-up cycles" \
         metric "$url" tidb_host_agent_cycle_duration_seconds_count
     c0=$(metric "$url" tidb_host_agent_cycle_duration_seconds_count)
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
     sleep "$CALLGRIND_CYCLES"
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
     c1=$(metric "$url" tidb_host_agent_cycle_duration_seconds_count)
     stop_pid "$pid"
     local ir cycles
