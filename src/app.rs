@@ -30,8 +30,9 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 78;
 
-/// A state file unchanged for this long is written again, to refresh its `saved_at`:
-/// the age that `state_max_age` is checked against at start.
+/// A state file unchanged for this long (or half of `state_max_age`, if shorter) is
+/// written again, to refresh its `saved_at`: the age checked against `state_max_age` at
+/// start.
 const STATE_REFRESH: Duration = Duration::from_secs(60);
 
 /// SIGTERM to exit must take less than this (SPEC §12 gives 5 s).
@@ -298,7 +299,8 @@ impl Agent {
     /// Saves the state after a cycle, on the blocking pool: the fsync of an atomic write
     /// takes milliseconds of CPU and tens of milliseconds on a busy disk, and the cycle
     /// must not wait for it. Most cycles change nothing, and those write only when the
-    /// file is [`STATE_REFRESH`] old, so that a TiDB host's disk sees one fsync a minute.
+    /// file is [`STATE_REFRESH`] old, so that a TiDB host's disk sees one fsync a minute
+    /// from it.
     fn save_state_in_background(&mut self) {
         if let Some(pending) = &self.pending_save {
             if !pending.is_finished() {
@@ -316,10 +318,8 @@ impl Agent {
         }
         let mut saved = self.saved_state();
         saved.saved_at = None;
-        if let Some((last, at)) = &self.last_saved
-            && *last == saved
-            && at.elapsed() < STATE_REFRESH
-        {
+        let refresh = STATE_REFRESH.min(self.config.agent.state_max_age.get() / 2);
+        if !state_write_due(self.last_saved.as_ref(), &saved, Instant::now(), refresh) {
             return;
         }
         self.last_saved = Some((saved.clone(), Instant::now()));
@@ -328,6 +328,20 @@ impl Agent {
         self.pending_save = Some(tokio::task::spawn_blocking(move || {
             write_state(&path, &saved)
         }));
+    }
+}
+
+/// Whether `current` (without its `saved_at`) must be written: it differs from the state
+/// last written, or that write is `refresh` old, or nothing was written yet.
+fn state_write_due(
+    last: Option<&(SavedState, Instant)>,
+    current: &SavedState,
+    now: Instant,
+    refresh: Duration,
+) -> bool {
+    match last {
+        Some((written, at)) => written != current || now.duration_since(*at) >= refresh,
+        None => true,
     }
 }
 
@@ -616,6 +630,29 @@ fn host_of(instance: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_written_when_it_changes_or_ages() {
+        let t0 = Instant::now();
+        let refresh = Duration::from_secs(60);
+        let quiet = SavedState::default();
+        let mut changed = SavedState::default();
+        changed.keys.insert(
+            "TiDB.tikv.TiKV_server_is_down".into(),
+            crate::evaluation::ForState::Pending {
+                since: Timestamp::UNIX_EPOCH,
+            },
+        );
+        assert!(state_write_due(None, &quiet, t0, refresh));
+        let last = (quiet.clone(), t0);
+        let soon = t0 + Duration::from_secs(59);
+        assert!(!state_write_due(Some(&last), &quiet, soon, refresh));
+        assert!(state_write_due(Some(&last), &changed, soon, refresh));
+        let later = t0 + refresh;
+        assert!(state_write_due(Some(&last), &quiet, later, refresh));
+    }
+
     #[test]
     fn host_of_strips_ports() {
         assert_eq!(super::host_of("10.0.1.5:20180"), "10.0.1.5");
