@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,6 +29,11 @@ use crate::snapshot::{AlertState, Entry, Snapshot};
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 78;
+
+/// A state file unchanged for this long (or half of `state_max_age`, if shorter) is
+/// written again, to refresh its `saved_at`: the age checked against `state_max_age` at
+/// start.
+const STATE_REFRESH: Duration = Duration::from_secs(60);
 
 /// SIGTERM to exit must take less than this (SPEC §12 gives 5 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -53,6 +59,10 @@ pub struct Agent {
     process_fallback_logged: bool,
     cluster_reporter: bool,
     state_path: PathBuf,
+    /// The state write started after the last cycle, if any; true once written.
+    pending_save: Option<tokio::task::JoinHandle<bool>>,
+    /// The state last written (without its `saved_at`), and when.
+    last_saved: Option<(SavedState, Instant)>,
     extra_entries: Vec<watch::Receiver<Vec<Entry>>>,
     /// Ping targets seen in `instance` labels, when `targets_from_prometheus` is on.
     ping_targets: Option<watch::Sender<Vec<String>>>,
@@ -119,6 +129,8 @@ impl Agent {
             process_fallback_logged: false,
             cluster_reporter,
             state_path,
+            pending_save: None,
+            last_saved: None,
             extra_entries: Vec::new(),
             ping_targets: None,
             next_targets: None,
@@ -273,9 +285,9 @@ impl Agent {
         )
     }
 
-    /// Saves `for` states and components; failures are logged, never fatal.
-    pub fn save_state(&self) {
-        let saved = SavedState {
+    /// What the state file holds now: `for` states and components.
+    fn saved_state(&self) -> SavedState {
+        SavedState {
             version: 0,
             saved_at: Some(Timestamp::now()),
             keys: self
@@ -285,9 +297,74 @@ impl Agent {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             components: self.sticky.clone(),
-        };
-        if let Err(e) = state::save(&self.state_path, &saved) {
-            tracing::warn!("cannot save state to {}: {e}", self.state_path.display());
+        }
+    }
+
+    /// Saves the state now and waits for it: at exit, before a reload, and for `once`.
+    /// Failures are logged, never fatal.
+    pub async fn save_state(&mut self) {
+        if let Some(pending) = self.pending_save.take() {
+            let _ = pending.await;
+        }
+        write_state(&self.state_path, &self.saved_state());
+    }
+
+    /// Saves the state after a cycle, on the blocking pool: the fsync of an atomic write
+    /// takes milliseconds of CPU and tens of milliseconds on a busy disk, and the cycle
+    /// must not wait for it. Most cycles change nothing, and those write only when the
+    /// file is [`STATE_REFRESH`] old, so that a TiDB host's disk sees one fsync a minute
+    /// from it.
+    fn save_state_in_background(&mut self) {
+        if let Some(pending) = &self.pending_save {
+            if !pending.is_finished() {
+                // The next cycle saves a newer state anyway.
+                return;
+            }
+            let written = self
+                .pending_save
+                .take()
+                .and_then(FutureExt::now_or_never)
+                .is_some_and(|r| r.unwrap_or(false));
+            if !written {
+                self.last_saved = None;
+            }
+        }
+        let mut saved = self.saved_state();
+        saved.saved_at = None;
+        let refresh = STATE_REFRESH.min(self.config.agent.state_max_age.get() / 2);
+        if !state_write_due(self.last_saved.as_ref(), &saved, Instant::now(), refresh) {
+            return;
+        }
+        self.last_saved = Some((saved.clone(), Instant::now()));
+        saved.saved_at = Some(Timestamp::now());
+        let path = self.state_path.clone();
+        self.pending_save = Some(tokio::task::spawn_blocking(move || {
+            write_state(&path, &saved)
+        }));
+    }
+}
+
+/// Whether `current` (without its `saved_at`) must be written: it differs from the state
+/// last written, or that write is `refresh` old, or nothing was written yet.
+fn state_write_due(
+    last: Option<&(SavedState, Instant)>,
+    current: &SavedState,
+    now: Instant,
+    refresh: Duration,
+) -> bool {
+    match last {
+        Some((written, at)) => written != current || now.duration_since(*at) >= refresh,
+        None => true,
+    }
+}
+
+/// Writes the state file; false (and a warning) when it could not.
+fn write_state(path: &Path, saved: &SavedState) -> bool {
+    match state::save(path, saved) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot save state to {}: {e}", path.display());
+            false
         }
     }
 }
@@ -386,7 +463,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                 biased;
                 _ = root.cancelled() => {
                     notify::stopping();
-                    agent.save_state();
+                    agent.save_state().await;
                     // The generation token is a child of root: wait for its tasks too.
                     tasks_shutdown(&tasks).await;
                     break 'generations;
@@ -397,7 +474,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                         Ok(new) => {
                             tracing::info!("configuration reloaded from {}", path.display());
                             metrics.config_reload(true);
-                            agent.save_state();
+                            agent.save_state().await;
                             generation.cancel();
                             tasks.close();
                             tasks.wait().await;
@@ -419,8 +496,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     let firing = snapshot.entries.iter().filter(|e| e.value == 1).count();
                     let keys = snapshot.entries.len();
                     outputs.publish(Arc::new(snapshot));
-                    agent.save_state();
                     metrics.cycle(started.elapsed());
+                    agent.save_state_in_background();
                     notify::status(&format!("{keys} keys, {firing} firing, last cycle {:.0?}", started.elapsed()));
                 }
             }
@@ -455,7 +532,7 @@ pub async fn once(config: Config, format_kind: FormatKind) -> ExitCode {
     liveness::probe_all(agent.pair(), config.prometheus.probe_timeout.get(), 1).await;
     let snapshot = agent.cycle().await;
     let _ = std::fs::create_dir_all(&config.agent.state_dir);
-    agent.save_state();
+    agent.save_state().await;
     let bytes = format::render(format_kind, &snapshot, &Default::default());
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -582,6 +659,29 @@ fn host_of(instance: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_written_when_it_changes_or_ages() {
+        let t0 = Instant::now();
+        let refresh = Duration::from_secs(60);
+        let quiet = SavedState::default();
+        let mut changed = SavedState::default();
+        changed.keys.insert(
+            "TiDB.tikv.TiKV_server_is_down".into(),
+            crate::evaluation::ForState::Pending {
+                since: Timestamp::UNIX_EPOCH,
+            },
+        );
+        assert!(state_write_due(None, &quiet, t0, refresh));
+        let last = (quiet.clone(), t0);
+        let soon = t0 + Duration::from_secs(59);
+        assert!(!state_write_due(Some(&last), &quiet, soon, refresh));
+        assert!(state_write_due(Some(&last), &changed, soon, refresh));
+        let later = t0 + refresh;
+        assert!(state_write_due(Some(&last), &quiet, later, refresh));
+    }
+
     #[test]
     fn host_of_strips_ports() {
         assert_eq!(super::host_of("10.0.1.5:20180"), "10.0.1.5");

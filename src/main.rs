@@ -20,18 +20,26 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let command = cli.command.unwrap_or(Command::Run(Default::default()));
+    // The daemon waits on the network nearly all the time: one thread carries it, with less
+    // memory and fewer wake-ups than a pool (bench/REPORT.md). The one-shot ping keeps two
+    // workers to take the replies of thousands of targets at once.
+    let runtime = match &command {
+        Command::Ping(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             return ExitCode::from(app::EXIT_RUNTIME);
         }
     };
-    let command = cli.command.unwrap_or(Command::Run(Default::default()));
     // One-shot commands that need no configuration.
     let command = match command {
         Command::Ping(args) => {

@@ -95,6 +95,9 @@ pub struct Server {
     /// The URL as configured, without credentials: safe for logs and metrics.
     pub name: String,
     base: reqwest::Url,
+    /// `base` + `api/v1/query`, joined once: parsing it for every query was a visible part
+    /// of a cycle's CPU (bench/REPORT.md).
+    query_url: reqwest::Url,
     client: reqwest::Client,
     basic_auth: Option<(String, Option<String>)>,
     max_body: u64,
@@ -142,7 +145,9 @@ impl Server {
 
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
-            .pool_max_idle_per_host(8)
+            // No cap on idle connections: a cycle reuses all of the last cycle's, one per
+            // concurrent query (`max_concurrency` bounds them). A cap below that made
+            // every cycle open and close the difference (bench/REPORT.md).
             .tcp_nodelay(true);
         if let Some(path) = &config.ca_file {
             builder = add_ca(builder, path)?;
@@ -150,9 +155,13 @@ impl Server {
         let client = builder
             .build()
             .map_err(|e| ServerError::Client(e.to_string()))?;
+        let query_url = base
+            .join("api/v1/query")
+            .map_err(|_| ServerError::Url(config.url.clone()))?;
         Ok(Self {
             name,
             base,
+            query_url,
             client,
             basic_auth,
             max_body,
@@ -180,7 +189,7 @@ impl Server {
 
     /// An instant query: `POST /api/v1/query` with a form body.
     pub async fn query(&self, expr: &str, timeout: Duration) -> Result<QueryAnswer, QueryError> {
-        let url = self.endpoint("api/v1/query")?;
+        let url = self.query_url.clone();
         let timeout_param = format!("{}ms", timeout.as_millis().max(1));
         let request = self
             .with_auth(self.client.post(url))
