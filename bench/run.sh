@@ -22,7 +22,9 @@
 #   BENCH_CALLGRIND_RUNS [3]        callgrind runs of `once`, with all rules and with none
 #   BENCH_CALLGRIND_CYCLES [20]     daemon cycles counted by callgrind (1 s interval)
 #   BENCH_BEFORE_BIN []             another tidb-host-agent binary (e.g. main before a fix) measured
-#                                   side by side with this one: footprint, A/B rounds, callgrind
+#                                   side by side with this one: footprint, A/B rounds, callgrind.
+#                                   The report's was built with: git archive 7db9a2d | tar -x -C DIR;
+#                                   cargo build --release --manifest-path DIR/Cargo.toml
 #   BENCH_BEFORE_DESC []            what that binary is, for the report (default: its path)
 #   BENCH_REPORT [bench/REPORT.md]  where the sections go
 #   BENCH_KEEP []                   set: keep the work directory (configs, logs, raw figures)
@@ -786,6 +788,9 @@ for entry in "${AGENTS[@]}"; do
     done < "$RAW/callgrind-$label.txt"
 done
 cat <<EOF
+
+\`once\` is mostly start-up (reading the catalog, parsing and rewriting every rule), which
+\`opt-level = "s"\` makes dearer; the daemon's figure is the one that repeats every cycle.
 
 ## 3. Against vmalert
 
