@@ -216,6 +216,10 @@ async fn rewritten_rules_see_exactly_the_series_of_their_host() {
     let tidb_restarted = r#"changes(process_start_time_seconds{job="tidb"}[5m]) > 0"#;
     wait_visible(&http, &base, node_down, 2).await;
     wait_visible(&http, &base, tidb_restarted, 2).await;
+    // `increase`, `rate` and `changes` need two samples in their window: wait until every
+    // target has been scraped three times by the instant the comparisons look at.
+    let (targets, _, _) = sb.expected_counts(Server::A);
+    wait_visible(&http, &base, "count_over_time(up[10m]) >= 3", targets).await;
 
     let host = match HostScope::new("instance", &[one.as_str()]) {
         Ok(host) => host,

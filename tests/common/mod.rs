@@ -423,7 +423,7 @@ impl Sandbox {
 
     /// What a server must see once it has scraped every target in the current state:
     /// (targets, targets with `up` 1, port probes with `probe_success` 1).
-    fn expected_counts(&self, server: Server) -> (usize, usize, usize) {
+    pub fn expected_counts(&self, server: Server) -> (usize, usize, usize) {
         let own_blackbox = self.blackbox(server.host()).is_running();
         let (mut targets, mut up, mut probes_ok) = (0, 0, 0);
         let mut probe = |target_running: bool| {
