@@ -179,6 +179,15 @@ impl Metrics {
         self.ping_loss.get_or_create(&l).set(loss_ratio);
     }
 
+    /// Drops the RTT and loss series of a target that is no longer pinged, so that a
+    /// target gone from the list (or from Prometheus' discovery) does not report its last
+    /// figures forever.
+    pub fn ping_target_gone(&self, target: &str) {
+        let l = labels([("target", target)]);
+        self.ping_rtt.remove(&l);
+        self.ping_loss.remove(&l);
+    }
+
     pub fn forward_delivery(&self, target: &str, ok: bool) {
         self.forward_deliveries
             .get_or_create(&labels([
@@ -246,5 +255,22 @@ pub async fn serve(
                 .serve_connection(io, service)
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_gone_from_the_round_leaves_the_metrics() {
+        let metrics = Metrics::new();
+        metrics.ping_target("127.0.0.1", Some(Duration::from_micros(50)), 0.0);
+        metrics.ping_target("127.0.0.2", None, 1.0);
+        metrics.ping_target_gone("127.0.0.2");
+        let text = metrics.encode();
+        assert!(text.contains(r#"ping_rtt_avg_seconds{target="127.0.0.1"} 0.00005"#), "{text}");
+        assert!(text.contains(r#"ping_loss_ratio{target="127.0.0.1"} 0.0"#), "{text}");
+        assert!(!text.contains("127.0.0.2"), "{text}");
     }
 }

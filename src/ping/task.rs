@@ -51,6 +51,8 @@ pub async fn run<K>(
     let mut ticker = tokio::time::interval(config.every.get());
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut published: Vec<Entry> = Vec::new();
+    // The targets whose RTT and loss the self-metrics show.
+    let mut reported: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -76,13 +78,19 @@ pub async fn run<K>(
             }
         };
         rounds.write_record(&round).await;
+        let mut pinged = HashSet::with_capacity(round.targets.len());
         for target in &round.targets {
             metrics.ping_target(
                 &target.target.name,
                 target.rtt_summary().map(|s| s.avg),
                 target.loss_percent() / 100.0,
             );
+            pinged.insert(target.target.name.clone());
         }
+        for gone in reported.difference(&pinged) {
+            metrics.ping_target_gone(gone);
+        }
+        reported = pinged;
         let next = keys::entries(&round, &rounds.key_rules, &key_name);
         published = keys::carry_since(&published, next, Timestamp::now());
         entries.send_replace(published.clone());
