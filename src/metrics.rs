@@ -269,8 +269,14 @@ mod tests {
         metrics.ping_target("127.0.0.2", None, 1.0);
         metrics.ping_target_gone("127.0.0.2");
         let text = metrics.encode();
-        assert!(text.contains(r#"ping_rtt_avg_seconds{target="127.0.0.1"} 0.00005"#), "{text}");
-        assert!(text.contains(r#"ping_loss_ratio{target="127.0.0.1"} 0.0"#), "{text}");
+        assert!(
+            text.contains(r#"ping_rtt_avg_seconds{target="127.0.0.1"} 0.00005"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ping_loss_ratio{target="127.0.0.1"} 0.0"#),
+            "{text}"
+        );
         assert!(!text.contains("127.0.0.2"), "{text}");
     }
 }

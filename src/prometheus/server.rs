@@ -28,6 +28,16 @@ pub enum ServerError {
     Url(String),
 }
 
+/// How long a connection to a server is kept after its last request.
+///
+/// A cycle's queries and probes run back to back, so within a cycle every connection is
+/// reused; between two cycles (seconds apart) none is held. Held connections would add up
+/// across the fleet: Prometheus serves at most `--web.max-connections` (512 by default) at
+/// once and keeps an idle one open for its read timeout (5 minutes), so 100 hosts holding
+/// `max_concurrency` (16) connections each would lock Grafana and the other hosts out.
+/// Closed after each cycle, a host holds its connections only while its cycle runs.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Why a request to a server failed. Every variant is a failure of the server, except
 /// `BadData`, which is the query's fault.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -145,9 +155,11 @@ impl Server {
 
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
-            // No cap on idle connections: a cycle reuses all of the last cycle's, one per
+            // No cap on idle connections within a cycle: its queries reuse them, one per
             // concurrent query (`max_concurrency` bounds them). A cap below that made
-            // every cycle open and close the difference (bench/REPORT.md).
+            // every cycle open and close the difference (bench/REPORT.md). Between
+            // cycles none is kept, see `IDLE_CONNECTION_TIMEOUT`.
+            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
             .tcp_nodelay(true);
         if let Some(path) = &config.ca_file {
             builder = add_ca(builder, path)?;

@@ -371,6 +371,10 @@ impl HostAgent {
     }
 
     /// The self-metrics text (OpenMetrics), once the agent serves it.
+    pub fn pid(&self) -> i32 {
+        self.agent.pid()
+    }
+
     pub async fn metrics(&self) -> String {
         let deadline = Instant::now() + WAIT_LIMIT;
         loop {

@@ -21,6 +21,7 @@ mod agents;
 mod expect;
 mod mock_prometheus;
 
+mod connections;
 mod faults;
 mod for_state;
 mod hung_server;
