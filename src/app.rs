@@ -94,6 +94,7 @@ impl Agent {
             metrics,
             config.prometheus.on_no_data,
             config.agent.max_concurrency,
+            config.prometheus.rules_per_query,
             config.prometheus.timeout.get(),
             states,
         );

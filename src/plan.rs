@@ -44,6 +44,9 @@ impl Plan {
                     .map_err(|e| format!("rule {} ({}): {e}", rule.key, rule.source))?,
                 RuleScope::Cluster => rule.expr.clone(),
             };
+            let batchable = crate::promql::parse(&query).is_ok_and(|expr| {
+                expr.value_type() == promql_parser::parser::value::ValueType::Vector
+            });
             planned.push(PlannedRule {
                 key: rule.key,
                 component: rule.component,
@@ -51,6 +54,7 @@ impl Plan {
                 for_: rule.for_,
                 scope: scope_kind,
                 query,
+                batchable,
             });
         }
         let detect = |q: &str| scope.rewrite(q).map_err(|e| e.to_string());

@@ -203,6 +203,8 @@ pub struct PrometheusConfig {
     pub on_no_data: OnNoData,
     /// Larger response bodies are a failure of that server.
     pub max_response_bytes: u64,
+    /// Rules sent together in one query; 1 sends every rule on its own.
+    pub rules_per_query: usize,
 }
 
 impl Default for PrometheusConfig {
@@ -215,6 +217,7 @@ impl Default for PrometheusConfig {
             down_after: 2,
             on_no_data: OnNoData::Hold,
             max_response_bytes: 4 * 1024 * 1024,
+            rules_per_query: 8,
         }
     }
 }

@@ -165,6 +165,12 @@ fn prometheus(config: &Config, found: &mut Found) {
             "must be at least 1024".into(),
         ));
     }
+    if p.rules_per_query == 0 {
+        found.push((
+            path(&["prometheus", "rules_per_query"]),
+            "must be at least 1".into(),
+        ));
+    }
 }
 
 fn check_servers(servers: &[ServerConfig], section: &str, found: &mut Found) {

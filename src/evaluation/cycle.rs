@@ -2,7 +2,7 @@
 //! `max_concurrency`, all finished by one deadline so that a slow server never delays
 //! the output past the query timeout.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{ForState, Observation};
 use crate::config::OnNoData;
 use crate::metrics::Metrics;
-use crate::prometheus::{PrometheusPair, Verdict};
+use crate::prometheus::{BatchVerdict, PrometheusPair, Verdict, batch};
 use crate::snapshot::{AlertState, Entry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct PlannedRule {
     pub for_: Duration,
     pub scope: RuleScope,
     pub query: String,
+    /// An instant-vector expression, so it can share a query with others
+    /// ([`crate::prometheus::batch`]).
+    pub batchable: bool,
 }
 
 pub struct Evaluator {
@@ -40,11 +43,22 @@ pub struct Evaluator {
     metrics: Arc<Metrics>,
     on_no_data: OnNoData,
     max_concurrency: usize,
+    /// Rules sent together in one query.
+    rules_per_query: usize,
     /// How long a cycle may wait for answers.
     budget: Duration,
     states: HashMap<String, ForState>,
     /// The last rule error logged per key, so each is logged once per change.
     errors: HashMap<String, String>,
+    /// Keys sent one by one: in a batch that was rejected, so one of them is wrong (or
+    /// the server takes them only apart). Kept for the life of the configuration.
+    unbatched: HashSet<String>,
+}
+
+/// What a cycle sends: one rule on its own, or several in one query.
+enum Ask<'a> {
+    One(usize, &'a PlannedRule),
+    Batch(Vec<(usize, &'a PlannedRule)>),
 }
 
 impl Evaluator {
@@ -53,6 +67,7 @@ impl Evaluator {
         metrics: Arc<Metrics>,
         on_no_data: OnNoData,
         max_concurrency: usize,
+        rules_per_query: usize,
         query_timeout: Duration,
         states: HashMap<String, ForState>,
     ) -> Self {
@@ -61,10 +76,12 @@ impl Evaluator {
             metrics,
             on_no_data,
             max_concurrency: max_concurrency.max(1),
+            rules_per_query: rules_per_query.max(1),
             // SPEC §13: a cycle ends within the query timeout plus one second.
             budget: query_timeout + Duration::from_millis(900),
             states,
             errors: HashMap::new(),
+            unbatched: HashSet::new(),
         }
     }
 
@@ -89,17 +106,34 @@ impl Evaluator {
             })
             .collect();
         let pair = &self.pair;
-        let verdicts: Vec<(usize, Verdict)> = futures::stream::iter(applicable.iter().enumerate())
-            .map(|(i, rule)| async move { (i, pair.evaluate(&rule.query, deadline).await) })
+        let asks = self.asks(&applicable);
+        let answered: Vec<Answered> = futures::stream::iter(asks)
+            .map(|ask| async move { ask_pair(pair, ask, deadline).await })
             .buffer_unordered(self.max_concurrency)
             .collect()
             .await;
 
         let mut entries = Vec::with_capacity(applicable.len());
         let mut by_index: Vec<Option<Verdict>> = vec![None; applicable.len()];
-        for (i, v) in verdicts {
-            if let Some(slot) = by_index.get_mut(i) {
-                *slot = Some(v);
+        for answered in answered {
+            if let Some(rejection) = answered.rejected_batch {
+                let keys: Vec<&str> = answered
+                    .verdicts
+                    .iter()
+                    .filter_map(|(i, _)| applicable.get(*i).map(|r| r.key.as_str()))
+                    .collect();
+                tracing::warn!(
+                    rules = ?keys,
+                    "a query of {} rules was rejected ({rejection}); they are sent one by \
+                     one from now on",
+                    keys.len()
+                );
+                self.unbatched.extend(keys.into_iter().map(str::to_string));
+            }
+            for (i, v) in answered.verdicts {
+                if let Some(slot) = by_index.get_mut(i) {
+                    *slot = Some(v);
+                }
             }
         }
         for (rule, verdict) in applicable.iter().zip(by_index) {
@@ -111,6 +145,30 @@ impl Evaluator {
         let live: BTreeSet<&str> = applicable.iter().map(|r| r.key.as_str()).collect();
         self.states.retain(|k, _| live.contains(k.as_str()));
         entries
+    }
+
+    /// The queries of a cycle: host rules and cluster rules each in batches of up to
+    /// `rules_per_query`, and alone the rules that cannot share a query.
+    fn asks<'a>(&self, applicable: &[&'a PlannedRule]) -> Vec<Ask<'a>> {
+        let mut asks = Vec::new();
+        for scope in [RuleScope::Host, RuleScope::Cluster] {
+            let (together, alone): (Vec<_>, Vec<_>) = applicable
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.scope == scope)
+                .map(|(i, r)| (i, *r))
+                .partition(|(_, r)| {
+                    self.rules_per_query > 1 && r.batchable && !self.unbatched.contains(&r.key)
+                });
+            for chunk in together.chunks(self.rules_per_query) {
+                match chunk {
+                    [(i, rule)] => asks.push(Ask::One(*i, rule)),
+                    _ => asks.push(Ask::Batch(chunk.to_vec())),
+                }
+            }
+            asks.extend(alone.into_iter().map(|(i, r)| Ask::One(i, r)));
+        }
+        asks
     }
 
     fn apply(&mut self, rule: &PlannedRule, verdict: Verdict, now: Timestamp) -> Entry {
@@ -163,6 +221,43 @@ impl Evaluator {
             component: rule.component.clone(),
             state,
             since: next.since(),
+        }
+    }
+}
+
+/// The verdicts of one [`Ask`], by index into the cycle's applicable rules.
+struct Answered {
+    verdicts: Vec<(usize, Verdict)>,
+    /// Set when the rules were asked together and the server rejected the query.
+    rejected_batch: Option<String>,
+}
+
+async fn ask_pair(pair: &PrometheusPair, ask: Ask<'_>, deadline: Instant) -> Answered {
+    let rules = match ask {
+        Ask::One(i, rule) => {
+            return Answered {
+                verdicts: vec![(i, pair.evaluate(&rule.query, deadline).await)],
+                rejected_batch: None,
+            };
+        }
+        Ask::Batch(rules) => rules,
+    };
+    let query = batch::compose(rules.iter().map(|(_, r)| r.query.as_str()));
+    match pair.evaluate_batch(&query, rules.len(), deadline).await {
+        BatchVerdict::Answered(verdicts) => Answered {
+            verdicts: rules.iter().map(|(i, _)| *i).zip(verdicts).collect(),
+            rejected_batch: None,
+        },
+        // One by one, so that the wrong rule gets its error and the others their values.
+        BatchVerdict::Rejected(why) => {
+            let mut verdicts = Vec::with_capacity(rules.len());
+            for (i, rule) in rules {
+                verdicts.push((i, pair.evaluate(&rule.query, deadline).await));
+            }
+            Answered {
+                verdicts,
+                rejected_batch: Some(why),
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::batch;
 use super::server::{QueryAnswer, QueryError, Server, ServerError};
 use crate::config::{PrometheusConfig, QueryMode};
 use crate::metrics::Metrics;
@@ -47,6 +48,16 @@ pub enum Verdict {
     Unknown,
     /// The query itself is wrong (`bad_data`).
     RuleError(String),
+}
+
+/// The outcome of a batch of rules ([`batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchVerdict {
+    /// One verdict per rule, in batch order: `True`, `False` or `Unknown`.
+    Answered(Vec<Verdict>),
+    /// A server rejected the combined query (`bad_data`): the rules must be asked one by
+    /// one to learn which of them is wrong.
+    Rejected(String),
 }
 
 /// Why a pair query gave no answer.
@@ -170,32 +181,84 @@ impl PrometheusPair {
         Err(PairError::NoAnswer(failures.join("; ")))
     }
 
+    /// Evaluates a batch of `rules` conditions composed by [`batch::compose`] under the
+    /// configured mode, finishing by `deadline`. Each rule's verdict is the one its own
+    /// query would get from the same server(s).
+    pub async fn evaluate_batch(
+        &self,
+        expr: &str,
+        rules: usize,
+        deadline: Instant,
+    ) -> BatchVerdict {
+        let per_server = match self.mode {
+            QueryMode::Failover => match self.query(expr, deadline).await {
+                Ok(answer) => vec![batch::fired(&answer, rules)],
+                Err(PairError::BadData(e)) => return BatchVerdict::Rejected(e),
+                Err(PairError::NoAnswer(_)) => Vec::new(),
+            },
+            QueryMode::Any | QueryMode::All => match self.ask_everywhere(expr, deadline).await {
+                Ok(answers) => answers.iter().map(|a| batch::fired(a, rules)).collect(),
+                Err(e) => return BatchVerdict::Rejected(e),
+            },
+        };
+        BatchVerdict::Answered(
+            (0..rules)
+                .map(|i| self.combine(per_server.iter().map(|fired| fired[i])))
+                .collect(),
+        )
+    }
+
     async fn evaluate_everywhere(&self, expr: &str, deadline: Instant) -> Verdict {
+        match self.ask_everywhere(expr, deadline).await {
+            Ok(answers) => self.combine(answers.iter().map(|a| !a.series.is_empty())),
+            Err(e) => Verdict::RuleError(e),
+        }
+    }
+
+    /// Every available server's answer (the ones that answered), or the `bad_data` error
+    /// of any of them.
+    async fn ask_everywhere(
+        &self,
+        expr: &str,
+        deadline: Instant,
+    ) -> Result<Vec<QueryAnswer>, String> {
         let Some(timeout) = self.budget(deadline) else {
-            return Verdict::Unknown;
+            return Ok(Vec::new());
         };
         let asks = self
             .members
             .iter()
             .filter(|m| m.is_available())
             .map(|m| self.ask(m, expr, timeout));
-        let answers = futures::future::join_all(asks).await;
-        let mut verdicts = Vec::new();
-        for answer in answers {
+        let mut answers = Vec::new();
+        for answer in futures::future::join_all(asks).await {
             match answer {
-                Ok(a) => verdicts.push(!a.series.is_empty()),
-                Err(QueryError::BadData(e)) => return Verdict::RuleError(e),
+                Ok(a) => answers.push(a),
+                Err(QueryError::BadData(e)) => return Err(e),
                 Err(_) => {}
             }
         }
-        if verdicts.is_empty() {
-            return Verdict::Unknown;
+        Ok(answers)
+    }
+
+    /// One rule's verdict from what each answering server said of it: none answered is
+    /// unknown; otherwise `all` needs every server to say true, `failover` and `any` one.
+    fn combine(&self, fired: impl Iterator<Item = bool>) -> Verdict {
+        let (mut answered, mut fired_anywhere, mut fired_everywhere) = (false, false, true);
+        for f in fired {
+            answered = true;
+            fired_anywhere |= f;
+            fired_everywhere &= f;
         }
         let fires = match self.mode {
-            QueryMode::All => verdicts.iter().all(|v| *v),
-            _ => verdicts.iter().any(|v| *v),
+            QueryMode::All => fired_everywhere,
+            QueryMode::Failover | QueryMode::Any => fired_anywhere,
         };
-        if fires { Verdict::True } else { Verdict::False }
+        match (answered, fires) {
+            (false, _) => Verdict::Unknown,
+            (true, true) => Verdict::True,
+            (true, false) => Verdict::False,
+        }
     }
 
     fn budget(&self, deadline: Instant) -> Option<Duration> {

@@ -34,6 +34,9 @@ pub struct AgentSpec {
     components: Option<Vec<String>>,
     cluster_reporter: Option<bool>,
     max_response_bytes: Option<u64>,
+    rules_per_query: Option<usize>,
+    /// A user rule file's text, loaded beside the catalog.
+    rules_file: Option<String>,
 }
 
 impl AgentSpec {
@@ -53,6 +56,8 @@ impl AgentSpec {
             components: None,
             cluster_reporter: None,
             max_response_bytes: None,
+            rules_per_query: None,
+            rules_file: None,
         }
     }
 
@@ -98,8 +103,18 @@ impl AgentSpec {
         self
     }
 
+    pub fn rules_per_query(mut self, rules: usize) -> AgentSpec {
+        self.rules_per_query = Some(rules);
+        self
+    }
+
+    pub fn rules_file(mut self, yaml: &str) -> AgentSpec {
+        self.rules_file = Some(yaml.to_string());
+        self
+    }
+
     /// The config file; `{dir}` is the agent's own temp dir.
-    fn config(&self, metrics_listen: &str) -> String {
+    fn config(&self, metrics_listen: &str, rules_file: Option<&std::path::Path>) -> String {
         let quoted = |items: &[String]| {
             items
                 .iter()
@@ -144,6 +159,9 @@ on_no_data = \"{on_no_data}\"
         if let Some(bytes) = self.max_response_bytes {
             let _ = writeln!(out, "max_response_bytes = {bytes}");
         }
+        if let Some(rules) = self.rules_per_query {
+            let _ = writeln!(out, "rules_per_query = {rules}");
+        }
         let _ = write!(
             out,
             "
@@ -156,6 +174,13 @@ path = \"{{dir}}/snapshot.json\"
 listen = \"{metrics_listen}\"
 "
         );
+        if let Some(path) = rules_file {
+            let _ = write!(
+                out,
+                "\n[rules]\nfiles = [{:?}]\n",
+                path.display().to_string()
+            );
+        }
         for (key, duration) in &self.fors {
             let _ = write!(out, "\n[rules.override.{key:?}]\nfor = \"{duration}\"\n");
         }
@@ -165,12 +190,19 @@ listen = \"{metrics_listen}\"
     pub fn start(self) -> HostAgent {
         let ip = self.ip.to_string();
         let metrics_addr = format!("{ip}:{}", support::free_port(&ip));
-        let agent = support::Agent::start(&self.config(&metrics_addr));
+        let rules_dir = self.rules_file.as_ref().map(|yaml| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            std::fs::write(dir.path().join("user.rules.yml"), yaml).expect("write the rule file");
+            dir
+        });
+        let rules_path = rules_dir.as_ref().map(|d| d.path().join("user.rules.yml"));
+        let agent = support::Agent::start(&self.config(&metrics_addr, rules_path.as_deref()));
         HostAgent {
             host: self.host,
             name: self.name,
             agent,
             metrics_addr,
+            _rules_dir: rules_dir,
         }
     }
 }
@@ -234,6 +266,8 @@ pub struct HostAgent {
     pub name: String,
     agent: support::Agent,
     metrics_addr: String,
+    /// Holds the user rule file, if any, for the agent's life.
+    _rules_dir: Option<tempfile::TempDir>,
 }
 
 impl HostAgent {

@@ -21,6 +21,7 @@ mod agents;
 mod expect;
 mod mock_prometheus;
 
+mod batches;
 mod connections;
 mod faults;
 mod for_state;

@@ -1,0 +1,88 @@
+//! Several rules in one query, so that a host asks Prometheus a few times a cycle rather
+//! than once per rule: each rule's series are tagged with the rule's position through
+//! `label_replace`, the rules are joined with `or`, and the answer is split back by tag.
+//!
+//! The tags differ between rules, so `or` never drops a series of one rule for a series
+//! of another, and a rule is true exactly when its query alone would be.
+
+use std::fmt::Write as _;
+
+use super::server::QueryAnswer;
+
+/// The label that carries a series' rule position within its batch.
+pub const RULE_LABEL: &str = "tidb_host_agent_rule";
+
+/// `label_replace((q0), "tidb_host_agent_rule", "0", "", "") or …`: every query tagged
+/// with its position. Each must be an instant-vector expression.
+pub fn compose<'a>(queries: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, query) in queries.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(" or ");
+        }
+        // Writing into a String cannot fail.
+        let _ = write!(
+            out,
+            "label_replace(({query}), \"{RULE_LABEL}\", \"{i}\", \"\", \"\")"
+        );
+    }
+    out
+}
+
+/// Which of the `rules` batched queries returned at least one series.
+pub fn fired(answer: &QueryAnswer, rules: usize) -> Vec<bool> {
+    let mut fired = vec![false; rules];
+    for series in &answer.series {
+        let position = series.get(RULE_LABEL).and_then(|p| p.parse::<usize>().ok());
+        if let Some(slot) = position.and_then(|p| fired.get_mut(p)) {
+            *slot = true;
+        }
+    }
+    fired
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::server::Labels;
+
+    fn series(labels: &[(&str, &str)]) -> Labels {
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_query_is_tagged_with_its_position_and_joined_with_or() {
+        let q = compose(["up == 0", "a > 1 or b > 2"]);
+        assert_eq!(
+            q,
+            "label_replace((up == 0), \"tidb_host_agent_rule\", \"0\", \"\", \"\") or \
+             label_replace((a > 1 or b > 2), \"tidb_host_agent_rule\", \"1\", \"\", \"\")"
+        );
+        // And it is PromQL: an `or` of two label_replace calls.
+        let parsed = crate::promql::parse(&q).expect("valid PromQL");
+        assert_eq!(
+            parsed.value_type(),
+            promql_parser::parser::value::ValueType::Vector
+        );
+    }
+
+    #[test]
+    fn a_rule_fired_when_a_series_carries_its_position() {
+        let answer = QueryAnswer {
+            series: vec![
+                series(&[("instance", "10.0.1.1:20160"), (RULE_LABEL, "2")]),
+                series(&[("instance", "10.0.1.1:20180"), (RULE_LABEL, "2")]),
+                series(&[(RULE_LABEL, "0")]),
+                // Not from a batch, or out of range: ignored.
+                series(&[("instance", "10.0.1.1:9100")]),
+                series(&[(RULE_LABEL, "7")]),
+                series(&[(RULE_LABEL, "x")]),
+            ],
+        };
+        assert_eq!(fired(&answer, 4), [true, false, true, false]);
+        assert_eq!(fired(&QueryAnswer { series: vec![] }, 2), [false, false]);
+    }
+}
