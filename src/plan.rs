@@ -44,9 +44,6 @@ impl Plan {
                     .map_err(|e| format!("rule {} ({}): {e}", rule.key, rule.source))?,
                 RuleScope::Cluster => rule.expr.clone(),
             };
-            let batchable = crate::promql::parse(&query).is_ok_and(|expr| {
-                expr.value_type() == promql_parser::parser::value::ValueType::Vector
-            });
             planned.push(PlannedRule {
                 key: rule.key,
                 component: rule.component,
@@ -54,7 +51,7 @@ impl Plan {
                 for_: rule.for_,
                 scope: scope_kind,
                 query,
-                batchable,
+                batchable: rule.instant_vector,
             });
         }
         let detect = |q: &str| scope.rewrite(q).map_err(|e| e.to_string());

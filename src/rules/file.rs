@@ -25,6 +25,8 @@ pub(crate) struct FileRule {
     pub for_: Duration,
     pub labels: BTreeMap<String, String>,
     pub scope: Option<Scope>,
+    /// The expression is an instant vector (not a scalar or string).
+    pub instant_vector: bool,
 }
 
 /// Reads the alerting rules of one Prometheus rule file. Recording rules are skipped: the
@@ -48,6 +50,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<FileRule>, yaml_serde::Error> {
                     for_: alert.for_,
                     labels: alert.labels,
                     scope: alert.scope,
+                    instant_vector: alert.instant_vector,
                 });
             }
         }
@@ -132,6 +135,7 @@ struct AlertYaml {
     for_: Duration,
     labels: BTreeMap<String, String>,
     scope: Option<Scope>,
+    instant_vector: bool,
 }
 
 /// The fields of a rule as Prometheus defines them; checked in `TryFrom` below.
@@ -210,6 +214,7 @@ impl TryFrom<RuleFields> for RuleYaml {
         };
         let parsed = promql::parse(&expr).map_err(|e| in_alert(e.to_string()))?;
         promql::check_prometheus_only(&parsed).map_err(|e| in_alert(e.to_string()))?;
+        let instant_vector = parsed.value_type() == promql_parser::parser::value::ValueType::Vector;
         let for_ = match fields.for_.as_ref().map(|v| scalar(v, "for")).transpose() {
             Ok(Some(text)) => {
                 parse_for(text.trim()).map_err(|e| in_alert(format!("`for`: {e}")))?
@@ -232,6 +237,7 @@ impl TryFrom<RuleFields> for RuleYaml {
             for_,
             labels,
             scope,
+            instant_vector,
         }))
     }
 }
@@ -424,5 +430,24 @@ groups:
             error("- a\n- b\n"),
             "invalid type: sequence, expected a Prometheus rule file: a map with `groups`"
         );
+    }
+
+    #[test]
+    fn only_instant_vector_rules_can_share_a_query() {
+        let text = r#"
+groups:
+- name: a
+  rules:
+  - alert: Vector
+    expr: up == 0
+  - alert: Scalar
+    expr: scalar(up) + 1
+"#;
+        let rules = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<(&str, bool)> = rules
+            .iter()
+            .map(|r| (r.alert.as_str(), r.instant_vector))
+            .collect();
+        assert_eq!(kinds, [("Vector", true), ("Scalar", false)]);
     }
 }

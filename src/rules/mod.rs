@@ -77,6 +77,9 @@ pub struct Rule {
     pub scope: Scope,
     /// The file the rule came from, or [`CATALOG_NAME`].
     pub source: String,
+    /// The expression is an instant vector, so it can share a query with others (the
+    /// host rewrite keeps the type).
+    pub instant_vector: bool,
 }
 
 /// The rules the daemon evaluates, in catalog order and then in user-file order.
@@ -467,6 +470,7 @@ fn named_rule(
         scope: rule.scope.unwrap_or(default_scope),
         source: source.to_owned(),
         alert: rule.alert,
+        instant_vector: rule.instant_vector,
     })
 }
 
