@@ -633,7 +633,7 @@ if awk "BEGIN { exit !($bound_ms > $seq_ms / 5) }"; then
     cat <<EOF
 
 The cycle-time goals cannot be met on this machine by any client: Prometheus itself spends
-$prom_cycle ms of CPU on one cycle's $RULE_QUERIES queries, so with $CORES cores the answers take at least
+$prom_cycle ms of CPU on one cycle's $RULE_QUERIES rules, so with $CORES cores the answers take at least
 $bound_ms ms however they are sent, more than a fifth of the sequential run (section 4).
 EOF
 fi
@@ -697,9 +697,10 @@ if [ "$cycle_missed" = 1 ]; then
 - **Cycle time: $(calc "$seq_ms / $cycle_ms" 1)× faster than the sequential baseline, not 5×; $(calc "$cycle_ms / $slowest_ms" 1)× the slowest
   query, not ≤ 1.5×.** Section 4 shows why on this machine: a cycle is bound by Prometheus'
   own CPU ($prom_cycle ms per cycle on $CORES shared cores), which no client can shorten. Batching
-  the rules cut the requests per cycle from 40 to $queries_per_cycle, but not that CPU: on this sandbox
-  (1 s scrapes, so 600 samples per series in a 10-minute window) it goes to evaluating the
-  rules, which is the same work however they are grouped. With a Prometheus that has idle
+  the rules cut the requests per cycle from $RULE_QUERIES to $queries_per_cycle, but that CPU only a little (the
+  before/after table): on this sandbox (1 s scrapes, so 600 samples per series in a 10-minute
+  window) it goes mostly to evaluating the rules, which is the same work however they are
+  grouped. With a Prometheus that has idle
   cores, the batches run at once and a cycle comes close to its slowest batch; the agent's
   own CPU per cycle is $agent_cycle_cpu ms.
 EOF
@@ -871,8 +872,9 @@ series per selector, so its queries cost more.)
 What a request costs by itself: $SEQ_RUNS runs of $seq_requests requests that select nothing (\`vector(0) > 1\`)
 cost Prometheus $trivial_prom ms of CPU per run, **$per_request_prom_us µs per request**, and took $trivial_ms ms one after
 another: about $(calc "100 * $trivial_prom / $prom_seq" 0)% of what the real queries cost it. A host now holds
-$connections connections to Prometheus on average (they are closed 100 ms after a cycle's last
-request; \`before\` kept $( [ -n "$BEFORE_BIN" ] && median_of "$RAW/ab-before.txt" connections || echo 18)), so a fleet stays far below the 512 that Prometheus accepts
+$connections connections to Prometheus on average at this benchmark's ${AB_INTERVAL_MS} ms interval (they are
+closed 100 ms after a cycle's last request, so at 15 s a host holds them for a tenth of a
+second in fifteen; \`before\` kept $( [ -n "$BEFORE_BIN" ] && median_of "$RAW/ab-before.txt" connections || echo 18)), so a fleet stays far below the 512 that Prometheus accepts
 at once by default (\`--web.max-connections\`).
 
 Done in this version: rules share queries (a host with every component sends $queries_per_cycle queries a
