@@ -36,8 +36,11 @@ fn every_component(sb: &Sandbox) -> BTreeSet<String> {
 }
 
 /// Queries per cycle over the next [`COUNTED_CYCLES`] cycles, from the self-metrics.
+/// Both reads follow a fresh snapshot, so they fall between two cycles (a cycle takes
+/// milliseconds of each second) and count whole cycles only.
 async fn queries_per_cycle(agent: &HostAgent, server: &str) -> f64 {
     let labels = [("server", server)];
+    agent.next_snapshots(1).await;
     let before = agent.metrics().await;
     agent.next_snapshots(COUNTED_CYCLES).await;
     let after = agent.metrics().await;

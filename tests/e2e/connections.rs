@@ -51,9 +51,12 @@ async fn connections_to_prometheus_are_closed_between_cycles() {
         most <= 16 + servers.len(),
         "{most} connections at once: {counts:?}"
     );
-    // A cycle takes milliseconds of each second: most of the time, nothing is held.
+    // A cycle takes milliseconds of each second, so between cycles nothing is held. Held
+    // connections would show in every look; a quarter of them leaves room for cycles
+    // slowed down by a loaded machine.
+    let idle = counts.len() - open;
     assert!(
-        open * 2 < counts.len(),
+        idle * 4 >= counts.len(),
         "connections held between cycles ({open} of {} looks saw some): {counts:?}",
         counts.len()
     );
