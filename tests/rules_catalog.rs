@@ -1,6 +1,9 @@
 //! The built-in catalog (SPEC §2): exactly the 41 keys of issue 3 with their scope and level,
 //! expressions and `for` copied verbatim from the upstream files, and accepted by promtool.
 
+#[path = "upstream/mod.rs"]
+mod upstream;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -188,13 +191,7 @@ fn manifest_dir() -> &'static Path {
 }
 
 fn upstream_dir() -> PathBuf {
-    let dir = manifest_dir().join("../shared/tidb-rules");
-    assert!(
-        dir.is_dir(),
-        "the upstream rule files are expected in {} (the `shared/` directory beside the repository)",
-        dir.display()
-    );
-    dir
+    upstream::rules_dir()
 }
 
 fn catalog() -> RuleSet {

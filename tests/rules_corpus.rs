@@ -3,6 +3,9 @@
 //! on every selector; promtool accepts a rule file of all the outputs. The upstream
 //! expressions that are not valid PromQL are listed below with their exact error.
 
+#[path = "upstream/mod.rs"]
+mod upstream;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,13 +27,7 @@ struct UpstreamRule {
 }
 
 fn upstream_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tidb-rules");
-    assert!(
-        dir.is_dir(),
-        "the upstream rule files are expected in {} (the `shared/` directory beside the repository)",
-        dir.display()
-    );
-    dir
+    upstream::rules_dir()
 }
 
 fn rule_files(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -4,6 +4,9 @@
 
 mod common;
 
+#[path = "upstream/mod.rs"]
+mod upstream;
+
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -493,7 +496,7 @@ const WITHOUT_UPSTREAM: [(&str, &str); 2] = [
 ];
 
 fn rules_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tidb-rules")
+    upstream::rules_dir()
 }
 
 /// (key, expression) of the 40 PromQL rules of the catalog.
