@@ -226,8 +226,10 @@ impl ManagedProcess {
     pub fn pause(&self) {
         let mut state = self.lock();
         if let Some(child) = state.child.as_mut() {
+            let pid = child.id();
             Self::signal(child, Signal::STOP);
             state.paused = true;
+            wait_stopped(pid);
         }
     }
 
@@ -248,5 +250,31 @@ impl ManagedProcess {
             let _ = child.wait();
         }
         state.paused = false;
+    }
+}
+
+/// Waits (bounded) until every thread of `pid` is stopped: SIGSTOP takes effect when the
+/// kernel next schedules each thread, not when `kill` returns, and until then a server
+/// may still answer.
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        let all_stopped = tasks.filter_map(Result::ok).all(|task| {
+            std::fs::read_to_string(task.path().join("stat"))
+                // The state follows the command name, which is in parentheses.
+                .map(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .is_some_and(|state| state == "T" || state == "t")
+                })
+                .unwrap_or(true)
+        });
+        if all_stopped {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
