@@ -15,33 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use support::{Agent, free_port, http_get, parse_plain, wait_for};
-
-fn base_config(interval: &str, metrics_port: u16, outputs: &str) -> String {
-    format!(
-        r#"
-[agent]
-interval = "{interval}"
-state_dir = "{{dir}}/state"
-
-[host]
-addresses = ["127.0.0.1"]
-components = ["tikv"]
-cluster_reporter = false
-
-[prometheus]
-# Nothing listens here: every query and probe is refused at once.
-servers = ["http://127.0.0.1:1"]
-down_after = 1
-on_no_data = "zero"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-{outputs}
-"#
-    )
-}
+use support::{Agent, base_config, free_port, http_get, parse_plain, wait_for};
 
 /// How many successful writes `sink` has made, from the agent's self-metrics.
 fn writes(metrics_port: u16, sink: &str) -> u64 {

@@ -19,30 +19,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ping_support::{as_nobody, skip_unless_root};
-use support::{free_port, http_get};
+use support::{base_config, free_port, http_get, parse_plain};
 use tidb_host_agent::ping::prober::NO_PERMISSION_MESSAGE;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 fn config(dir: &Path, metrics_port: u16) -> String {
-    let dir = dir.display();
-    format!(
-        r#"
-[agent]
-interval = "100ms"
-state_dir = "{dir}/state"
-
-[host]
-addresses = ["127.0.0.1"]
-components = ["tikv"]
-cluster_reporter = false
-
-[prometheus]
-# Nothing listens here: every query and probe is refused at once.
-servers = ["http://127.0.0.1:1"]
-down_after = 1
-on_no_data = "zero"
-
+    let ping = r#"
 [ping]
 enabled = true
 targets = ["127.0.0.1", "127.0.0.2"]
@@ -52,15 +35,12 @@ interval = "10ms"
 per_target_keys = true
 record_file = "{dir}/slow-ping.jsonl"
 
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
 [[output]]
 kind = "file"
 format = "plain"
 path = "{dir}/snapshot.txt"
-"#
-    )
+"#;
+    base_config("100ms", metrics_port, ping).replace("{dir}", &dir.display().to_string())
 }
 
 /// The agent process; killed on drop.
@@ -88,13 +68,7 @@ fn wait_for_snapshot(path: &Path, ready: impl Fn(&[(String, u8)]) -> bool) -> Ve
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let keys: Vec<(String, u8)> = text
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                Some((k.to_string(), v.parse().ok()?))
-            })
-            .collect();
+        let keys = parse_plain(&text);
         if ready(&keys) {
             return keys;
         }

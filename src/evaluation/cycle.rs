@@ -157,9 +157,8 @@ impl Evaluator {
                 .enumerate()
                 .filter(|(_, r)| r.scope == scope)
                 .map(|(i, r)| (i, *r))
-                .partition(|(_, r)| {
-                    self.rules_per_query > 1 && r.batchable && !self.unbatched.contains(&r.key)
-                });
+                .partition(|(_, r)| r.batchable && !self.unbatched.contains(&r.key));
+            // With `rules_per_query` 1 every chunk is a single rule, sent on its own.
             for chunk in together.chunks(self.rules_per_query) {
                 match chunk {
                     [(i, rule)] => asks.push(Ask::One(*i, rule)),

@@ -145,7 +145,7 @@ impl PrometheusPair {
     pub async fn evaluate(&self, expr: &str, deadline: Instant) -> Verdict {
         match self.mode {
             QueryMode::Failover => match self.query(expr, deadline).await {
-                Ok(answer) => verdict(&answer),
+                Ok(answer) => self.combine(std::iter::once(!answer.series.is_empty())),
                 Err(PairError::BadData(e)) => Verdict::RuleError(e),
                 Err(PairError::NoAnswer(_)) => Verdict::Unknown,
             },
@@ -285,14 +285,6 @@ impl PrometheusPair {
             );
         }
         result
-    }
-}
-
-fn verdict(answer: &QueryAnswer) -> Verdict {
-    if answer.series.is_empty() {
-        Verdict::False
-    } else {
-        Verdict::True
     }
 }
 

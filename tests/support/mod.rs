@@ -142,6 +142,37 @@ pub fn parse_plain(text: &str) -> Vec<(String, u8)> {
         .collect()
 }
 
+/// A daemon config for tests that are not about Prometheus: the one configured server
+/// refuses connections, so every query and probe fails at once and the snapshot holds
+/// `Prometheus_is_down = 1` beside tikv's keys at 0 (`on_no_data = "zero"`). `{dir}` is
+/// left for the caller (or [`Agent::start`]) to fill in; `rest` adds sections, outputs
+/// among them.
+pub fn base_config(interval: &str, metrics_port: u16, rest: &str) -> String {
+    format!(
+        r#"
+[agent]
+interval = "{interval}"
+state_dir = "{{dir}}/state"
+
+[host]
+addresses = ["127.0.0.1"]
+components = ["tikv"]
+cluster_reporter = false
+
+[prometheus]
+# Nothing listens here: every query and probe is refused at once.
+servers = ["http://127.0.0.1:1"]
+down_after = 1
+on_no_data = "zero"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+{rest}
+"#
+    )
+}
+
 /// A plain HTTP GET over loopback, returning the body (no client dependency needed).
 pub fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
