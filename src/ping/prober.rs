@@ -96,8 +96,8 @@ const MAX_SOCKETS_PER_FAMILY: usize = 8;
 /// serializes every send of a round on one core (about 10 µs each on a 2-core VM,
 /// 1 s for 10,000 targets × 10 echoes). One per core still leaves the receive thread
 /// (surge-ping takes the socket's lock for every reply it reads) waiting behind the
-/// senders; two per core cut 10,000 targets × 10 echoes from 1.19 to 0.80 s on 2 cores
-/// (raw sockets; 1.06 to 0.79 s for datagram ones, bench/REPORT.md). Pinger `i` uses
+/// senders; two per core cut 10,000 targets × 10 echoes from 1.00 to 0.80 s on 2 cores
+/// (raw sockets, A/B; datagram ones 1.06 to 0.79 s; bench/REPORT.md). Pinger `i` uses
 /// socket `i mod n`; raw sockets, which all see every reply, each keep only their own
 /// with a BPF filter, so more sockets cost every reply more filter runs.
 pub struct Prober {
