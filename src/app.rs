@@ -18,7 +18,7 @@ use crate::config::{self, ClusterReporter, Config, FormatKind};
 use crate::discovery::{addresses, components};
 use crate::evaluation::state::{self, SavedState};
 use crate::evaluation::{Evaluator, PlannedRule};
-use crate::lifecycle::{notify, signals};
+use crate::lifecycle::{logging, notify, signals};
 use crate::metrics::Metrics;
 use crate::output::{Outputs, format};
 use crate::prometheus::pair::PairError;
@@ -390,19 +390,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         }
     };
     let tracker = TaskTracker::new();
-    if let Some(listen) = config
-        .metrics
-        .listen
-        .as_deref()
-        .and_then(|l| l.parse().ok())
-    {
-        let (m, stop) = (metrics.clone(), root.clone());
-        tracker.spawn(async move {
-            if let Err(e) = crate::metrics::serve(listen, m, stop).await {
-                tracing::error!(%listen, "cannot serve self-metrics: {e}");
-            }
-        });
-    }
+    let mut metrics_server = MetricsServer::start(&config, &metrics, &root, &tracker);
     if let Err(e) = std::fs::create_dir_all(&config.agent.state_dir) {
         tracing::warn!(
             "cannot create the state directory {}: {e}",
@@ -479,6 +467,11 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                             generation.cancel();
                             tasks.close();
                             tasks.wait().await;
+                            apply_log_changes(&config.log, &new.log);
+                            if new.metrics.listen != config.metrics.listen {
+                                metrics_server.stop().await;
+                                metrics_server = MetricsServer::start(&new, &metrics, &root, &tracker);
+                            }
                             config = new;
                             notify::ready();
                             continue 'generations;
@@ -507,6 +500,59 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
     tasks_shutdown(&tracker).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The self-metrics listener. It outlives reloads, and is moved only when a reload
+/// changes `[metrics] listen`.
+struct MetricsServer {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    fn start(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        root: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Self {
+        let stop = root.child_token();
+        let listen = config
+            .metrics
+            .listen
+            .as_deref()
+            .and_then(|l| l.parse().ok());
+        let task = listen.map(|listen| {
+            let (m, stop) = (metrics.clone(), stop.clone());
+            tracker.spawn(async move {
+                if let Err(e) = crate::metrics::serve(listen, m, stop).await {
+                    tracing::error!(%listen, "cannot serve self-metrics: {e}");
+                }
+            })
+        });
+        Self { stop, task }
+    }
+
+    /// Stops listening, and returns once the port is free again.
+    async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A reload applies a new `[log] level` at once; a new log directory or file prefix needs
+/// a restart, and says so.
+fn apply_log_changes(old: &crate::config::LogConfig, new: &crate::config::LogConfig) {
+    if new.level != old.level {
+        logging::set_level(&new.level);
+    }
+    if new.directory != old.directory || new.file_prefix != old.file_prefix {
+        tracing::warn!(
+            "the new [log] directory or file_prefix takes effect when the agent restarts"
+        );
+    }
 }
 
 async fn tasks_shutdown(tracker: &TaskTracker) {

@@ -335,6 +335,57 @@ path = "{dir}/alerts.txt"
 }
 
 #[test]
+fn sighup_moves_the_metrics_listener_and_applies_the_log_level() {
+    let (old_port, new_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let config = |port, level: &str| {
+        let rest = format!(
+            "[log]\nlevel = \"{level}\"\n\n[[output]]\nkind = \"file\"\nformat = \"plain\"\npath = \"{{dir}}/alerts.txt\"\n"
+        );
+        base_config("100ms", port, &rest)
+    };
+    let mut agent = Agent::prepare(&config(old_port, "warn"), false);
+    agent.log_from_config = true;
+    agent.spawn(false);
+    let serves = |port| {
+        http_get(&format!("127.0.0.1:{port}"), "/metrics")
+            .is_some_and(|b| b.contains("tidb_host_agent_"))
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "self-metrics on the first port",
+        || serves(old_port).then_some(()),
+    );
+    let debug_lines = |text: &str| text.lines().filter(|l| l.contains("DEBUG")).count();
+    assert_eq!(
+        debug_lines(&agent.log_text()),
+        0,
+        "level warn logs no debug line"
+    );
+
+    let dir = agent.dir.path().display().to_string();
+    std::fs::write(
+        &agent.config,
+        config(new_port, "debug").replace("{dir}", &dir),
+    )
+    .unwrap();
+    agent.signal("HUP");
+    wait_for(
+        Duration::from_secs(10),
+        "self-metrics on the new port",
+        || serves(new_port).then_some(()),
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", old_port)).is_err(),
+        "the old port is closed"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "debug lines after the reload",
+        || (debug_lines(&agent.log_text()) > 0).then_some(()),
+    );
+}
+
+#[test]
 fn node_exporter_textfile_collector_exposes_the_keys() {
     let Some(node_exporter) = [
         "/usr/bin/prometheus-node-exporter",

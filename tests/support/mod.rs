@@ -15,6 +15,9 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Log at the config's `[log] level`; otherwise `TIDB_HOST_AGENT_LOG=debug`
+    /// overrides it, so that a failing test's log says everything.
+    pub log_from_config: bool,
 }
 
 impl Agent {
@@ -26,6 +29,13 @@ impl Agent {
     /// With `as_nobody`, a root test runs the agent as uid/gid 65534 (root ignores
     /// permission bits, which some tests rely on).
     pub fn start_with(config: &str, as_nobody: bool) -> Agent {
+        let mut agent = Self::prepare(config, as_nobody);
+        agent.spawn(as_nobody && is_root());
+        agent
+    }
+
+    /// The temp dir and config of [`Agent::start_with`], without starting the agent.
+    pub fn prepare(config: &str, as_nobody: bool) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         if as_nobody {
             use std::os::unix::fs::PermissionsExt;
@@ -39,14 +49,13 @@ impl Agent {
         )
         .expect("write config");
         let log = dir.path().join("agent.log");
-        let mut agent = Agent {
+        Agent {
             child: None,
             dir,
             config: config_path,
             log,
-        };
-        agent.spawn(as_nobody && is_root());
-        agent
+            log_from_config: false,
+        }
     }
 
     pub fn spawn(&mut self, as_nobody: bool) {
@@ -70,6 +79,9 @@ impl Agent {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if self.log_from_config {
+            cmd.env_remove("TIDB_HOST_AGENT_LOG");
+        }
         self.child = Some(cmd.spawn().expect("start the agent"));
     }
 
