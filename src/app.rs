@@ -672,6 +672,23 @@ pub async fn check(path: &Path, config: Config, connect: bool) -> ExitCode {
             }
         }
     }
+    for server in &config.alertmanager.servers {
+        let answer =
+            match crate::forward::client::AlertmanagerClient::new(server, &config.alertmanager) {
+                Ok(client) => client.alerts().await.map(|alerts| (client, alerts.len())),
+                Err(e) => Err(e),
+            };
+        match answer {
+            Ok((client, alerts)) => {
+                println!("alertmanager {}: up ({alerts} alerts match)", client.name());
+            }
+            Err(e) => {
+                failed = true;
+                // The error names the server (without the URL's credentials).
+                println!("DOWN: {e}");
+            }
+        }
+    }
     for rule in &plan.rules {
         let deadline = Instant::now() + config.prometheus.timeout.get();
         let result = pair.query(&rule.query, deadline).await;

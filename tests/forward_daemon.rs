@@ -207,6 +207,39 @@ async fn the_alerts_command_prints_templates_and_json() {
         Some(2),
         "--format and --json exclude each other"
     );
+
+    // `check --connect` asks every Alertmanager too: both of the pair answer, a third
+    // that refuses connections is DOWN, and so is the config's Prometheus (exit 1).
+    let refused = format!("http://{}:1", block.ip(9));
+    let check_dir = tempfile::tempdir().unwrap();
+    let check_config = daemon_config(
+        check_dir.path(),
+        &block,
+        &format!(
+            "[alertmanager]\nservers = {}\n[[alertmanager.forward]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n",
+            toml_array(&[&pair.a.url, &pair.b.url, &refused])
+        ),
+    );
+    let check = Command::new(BIN)
+        .arg("-c")
+        .arg(&check_config)
+        .args(["check", "--connect"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{stdout}");
+    for url in [&pair.a.url, &pair.b.url] {
+        let up = format!(
+            "alertmanager {}: up (1 alerts match)",
+            url.trim_end_matches('/')
+        );
+        assert!(stdout.lines().any(|l| l == up), "no `{up}` in:\n{stdout}");
+    }
+    let down = format!("DOWN: alertmanager {refused}: request failed");
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&down)),
+        "no `{down}…` in:\n{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
