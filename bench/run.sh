@@ -101,6 +101,13 @@ cpu_ms() { awk -v tick="$TICK_MS" '{ sub(/^.*\) /, ""); print ($12 + $13) * tick
 # A /proc/PID/status field in KiB (VmRSS, VmHWM, RssAnon, RssFile) or a count (Threads).
 status_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
+# The memory figures of a process now, as the report's fields (KiB; threads a count).
+memory_fields() {
+    echo "rss_kib=$(status_field "$1" VmRSS) hwm_kib=$(status_field "$1" VmHWM)" \
+        "anon_kib=$(status_field "$1" RssAnon) file_kib=$(status_field "$1" RssFile)" \
+        "threads=$(status_field "$1" Threads)"
+}
+
 # Sum of the samples of metric NAME (exact name) whose labels contain FILTER, from URL.
 metric() {
     { curl -sf --max-time 5 "$1" || true; } | awk -v name="$2" -v filter="${3:-}" '
@@ -313,11 +320,9 @@ measure_agent() { # LABEL BIN CONFIG INTERVAL_MS WINDOW_SECONDS|-CYCLES
     else
         sleep "$window"
     fi
-    local cpu1 rss hwm anon file threads
+    local cpu1 memory
     cpu1=$(cpu_ms "$pid")
-    rss=$(status_field "$pid" VmRSS); hwm=$(status_field "$pid" VmHWM)
-    anon=$(status_field "$pid" RssAnon); file=$(status_field "$pid" RssFile)
-    threads=$(status_field "$pid" Threads)
+    memory=$(memory_fields "$pid")
     local pss
     pss=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")
     # Where the resident pages are, by mapping (KiB), kept for the report.
@@ -367,7 +372,7 @@ measure_agent() { # LABEL BIN CONFIG INTERVAL_MS WINDOW_SECONDS|-CYCLES
         "ready_a_per_cycle=$(calc "($ra1 - $ra0) / $cycles" 2)" \
         "ready_b_per_cycle=$(calc "($rb1 - $rb0) / $cycles" 2)" \
         "prom_cpu_ms_per_cycle=$(calc "$prom_ms / $cycles" 2)" "connections=$connections" \
-        "rss_kib=$rss hwm_kib=$hwm pss_kib=$pss anon_kib=$anon file_kib=$file threads=$threads" \
+        "$memory pss_kib=$pss" \
         "rss_series=${rss_series%,}"
 }
 
@@ -390,11 +395,9 @@ measure_vmalert() { # WINDOW_SECONDS
     local pcpu0 pt0
     pcpu0=$(cpu_ms "$PROM_A_PID"); pt0=$(now)
     sleep "$1"
-    local cpu1 rss hwm anon file threads
+    local cpu1 memory
     cpu1=$(cpu_ms "$pid")
-    rss=$(status_field "$pid" VmRSS); hwm=$(status_field "$pid" VmHWM)
-    anon=$(status_field "$pid" RssAnon); file=$(status_field "$pid" RssFile)
-    threads=$(status_field "$pid" Threads)
+    memory=$(memory_fields "$pid")
     local prom_ms
     prom_ms=$(prom_query_cpu "$pcpu0" "$pt0")
     local evals1 errors1 qa1 iters1 isum1
@@ -414,7 +417,7 @@ measure_vmalert() { # WINDOW_SECONDS
         "group_iteration_ms=$(calc "($isum1 - $isum0) * 1000 / ($iters1 - $iters0)" 2)" \
         "queries_a_per_eval=$(calc "($qa1 - $qa0) / $evals" 2)" \
         "prom_cpu_ms_per_cycle=$(calc "$prom_ms * $VMALERT_RULES / $evals" 2)" \
-        "rss_kib=$rss hwm_kib=$hwm anon_kib=$anon file_kib=$file threads=$threads"
+        "$memory"
 }
 
 measure_sequential() { # OUT [EXPLAIN]

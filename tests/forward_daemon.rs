@@ -155,14 +155,18 @@ async fn the_alerts_command_prints_templates_and_json() {
     pd["startsAt"] = json!("2026-03-01T10:00:00Z");
     pd["endsAt"] = json!("2099-01-01T00:00:00Z");
     pair.post_both(&json!([pd])).await;
+    // Forwarding from these Alertmanagers to a command that does nothing.
+    let forwarding_from = |servers: &[&str]| {
+        format!(
+            "[alertmanager]\nservers = {}\n[[alertmanager.forward]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n",
+            toml_array(servers)
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     let config = daemon_config(
         dir.path(),
         &block,
-        &format!(
-            "[alertmanager]\nservers = {}\n[[alertmanager.forward]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n",
-            toml_array(&[&pair.a.url, &pair.b.url])
-        ),
+        &forwarding_from(&[&pair.a.url, &pair.b.url]),
     );
 
     let alerts = |args: &[&str]| {
@@ -215,10 +219,7 @@ async fn the_alerts_command_prints_templates_and_json() {
     let check_config = daemon_config(
         check_dir.path(),
         &block,
-        &format!(
-            "[alertmanager]\nservers = {}\n[[alertmanager.forward]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n",
-            toml_array(&[&pair.a.url, &pair.b.url, &refused])
-        ),
+        &forwarding_from(&[&pair.a.url, &pair.b.url, &refused]),
     );
     let check = Command::new(BIN)
         .arg("-c")
