@@ -284,6 +284,20 @@ prom_requests() { metric "$1/metrics" prometheus_http_requests_total "handler=\"
 
 # Runs an agent binary on CONFIG, waits for the warm-up, measures WINDOW seconds, stops it.
 # Prints one line of key=value figures.
+# The counters a window of the agent is measured between, on one line: its cycles, their
+# duration sum, rule evaluations, query duration sum and count (self-metrics at URL), then
+# Prometheus A's queries and A's and B's readiness probes.
+agent_counters() { # URL
+    echo "$(metric "$1" tidb_host_agent_cycle_duration_seconds_count)" \
+        "$(metric "$1" tidb_host_agent_cycle_duration_seconds_sum)" \
+        "$(metric "$1" tidb_host_agent_rule_evaluations_total)" \
+        "$(metric "$1" tidb_host_agent_query_duration_seconds_sum)" \
+        "$(metric "$1" tidb_host_agent_query_duration_seconds_count)" \
+        "$(prom_requests "$PROM_A" /api/v1/query)" \
+        "$(prom_requests "$PROM_A" /-/ready)" \
+        "$(prom_requests "$PROM_B" /-/ready)"
+}
+
 measure_agent() { # LABEL BIN CONFIG INTERVAL_MS WINDOW_SECONDS|-CYCLES
     local label=$1 bin=$2 config=$3 interval_ms=$4 window=$5 pid
     local dir
@@ -297,14 +311,7 @@ measure_agent() { # LABEL BIN CONFIG INTERVAL_MS WINDOW_SECONDS|-CYCLES
         metric "$url" tidb_host_agent_cycle_duration_seconds_count
     local cpu0 cycles0 sum0 evals0 qsum0 qcount0 qa0 ra0 rb0
     cpu0=$(cpu_ms "$pid")
-    cycles0=$(metric "$url" tidb_host_agent_cycle_duration_seconds_count)
-    sum0=$(metric "$url" tidb_host_agent_cycle_duration_seconds_sum)
-    evals0=$(metric "$url" tidb_host_agent_rule_evaluations_total)
-    qsum0=$(metric "$url" tidb_host_agent_query_duration_seconds_sum)
-    qcount0=$(metric "$url" tidb_host_agent_query_duration_seconds_count)
-    qa0=$(prom_requests "$PROM_A" /api/v1/query)
-    ra0=$(prom_requests "$PROM_A" /-/ready)
-    rb0=$(prom_requests "$PROM_B" /-/ready)
+    read -r cycles0 sum0 evals0 qsum0 qcount0 qa0 ra0 rb0 <<< "$(agent_counters "$url")"
     local pcpu0 pt0
     pcpu0=$(cpu_ms "$PROM_A_PID"); pt0=$(now)
     local rss_series=""
@@ -348,14 +355,7 @@ measure_agent() { # LABEL BIN CONFIG INTERVAL_MS WINDOW_SECONDS|-CYCLES
         sleep 0.05
     done | awk '{ s += $1 } END { printf "%.1f", s / NR }')
     local cycles1 sum1 evals1 qsum1 qcount1 qa1 ra1 rb1
-    cycles1=$(metric "$url" tidb_host_agent_cycle_duration_seconds_count)
-    sum1=$(metric "$url" tidb_host_agent_cycle_duration_seconds_sum)
-    evals1=$(metric "$url" tidb_host_agent_rule_evaluations_total)
-    qsum1=$(metric "$url" tidb_host_agent_query_duration_seconds_sum)
-    qcount1=$(metric "$url" tidb_host_agent_query_duration_seconds_count)
-    qa1=$(prom_requests "$PROM_A" /api/v1/query)
-    ra1=$(prom_requests "$PROM_A" /-/ready)
-    rb1=$(prom_requests "$PROM_B" /-/ready)
+    read -r cycles1 sum1 evals1 qsum1 qcount1 qa1 ra1 rb1 <<< "$(agent_counters "$url")"
     cp "$dir/out/alerts.txt" "$RAW/$label-$(basename "$dir")-alerts.txt" 2>/dev/null || true
     stop_pid "$pid"
     local cycles evals
