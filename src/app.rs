@@ -18,7 +18,7 @@ use crate::config::{self, ClusterReporter, Config, FormatKind};
 use crate::discovery::{addresses, components};
 use crate::evaluation::state::{self, SavedState};
 use crate::evaluation::{Evaluator, PlannedRule};
-use crate::lifecycle::{logging, notify, signals};
+use crate::lifecycle::{logging, memory, notify, signals};
 use crate::metrics::Metrics;
 use crate::output::{Outputs, format};
 use crate::prometheus::pair::PairError;
@@ -447,6 +447,13 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watchdog =
             tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
+        // Half an interval after each cycle, once its sinks and state file are written,
+        // the pages the cycle freed go back to the kernel.
+        let mut trimmer = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.agent.interval.get() / 2,
+            config.agent.interval.get(),
+        );
+        trimmer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -484,6 +491,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     }
                 }
                 _ = watchdog.tick() => notify::watchdog(),
+                _ = trimmer.tick() => memory::release_free_heap(),
                 _ = ticker.tick() => {
                     let started = Instant::now();
                     let snapshot = agent.cycle().await;

@@ -1,5 +1,6 @@
-//! Process lifecycle: logging, signals, systemd notifications.
+//! Process lifecycle: logging, signals, systemd notifications, the allocator's free pages.
 
 pub mod logging;
+pub mod memory;
 pub mod notify;
 pub mod signals;
