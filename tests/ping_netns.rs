@@ -15,20 +15,15 @@ use std::time::Duration;
 
 mod ping_support;
 
-use ping_support::skip_unless_root;
-use std::sync::Arc;
+use ping_support::{PingTask, skip_unless_root};
 
 use tidb_host_agent::config::PingConfig;
-use tidb_host_agent::metrics::Metrics;
 use tidb_host_agent::ping::outcome::EchoResult;
 use tidb_host_agent::ping::prober::{Family, Prober};
 use tidb_host_agent::ping::record::RecordLine;
 use tidb_host_agent::ping::round::{self, RoundSettings};
 use tidb_host_agent::ping::target::Target;
-use tidb_host_agent::ping::task;
 use tidb_host_agent::snapshot::AlertState;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 fn run(args: &[&str]) {
     let status = Command::new(args[0])
@@ -181,27 +176,9 @@ async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
         record_file: record_file.clone(),
         ..PingConfig::default()
     };
-    let (_discovered_tx, discovered_rx) = watch::channel(Vec::new());
-    let (entries_tx, mut entries_rx) = watch::channel(Vec::new());
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(task::run(
-        config,
-        |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
-        discovered_rx,
-        entries_tx,
-        Arc::new(Metrics::new()),
-        shutdown.clone(),
-    ));
-    tokio::time::timeout(Duration::from_secs(30), entries_rx.changed())
-        .await
-        .expect("the first round publishes within 30 s")
-        .expect("the task keeps the sender");
-    let entries = entries_rx.borrow().clone();
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), running)
-        .await
-        .expect("the task stops on shutdown")
-        .expect("the task does not panic");
+    let ping = PingTask::start(config, Duration::from_secs(30)).await;
+    let entries = ping.entries.clone();
+    ping.stop().await;
 
     let suffix = host.address.replace('.', "_");
     let values: Vec<(String, u8, AlertState)> = entries

@@ -15,19 +15,14 @@ use std::time::Duration;
 
 mod ping_support;
 
-use ping_support::{as_nobody, skip_unless_root};
-use std::sync::Arc;
+use ping_support::{PingTask, as_nobody, skip_unless_root};
 
 use tidb_host_agent::config::PingConfig;
-use tidb_host_agent::metrics::Metrics;
 use tidb_host_agent::ping::prober::{
     Family, NO_PERMISSION_MESSAGE, Prober, ProberError, SocketKind,
 };
 use tidb_host_agent::ping::round::{self, RoundSettings};
 use tidb_host_agent::ping::target::Target;
-use tidb_host_agent::ping::task;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 const CHILD_TEST: &str = "child_without_icmp_permission";
 const CHILD_DONE: &str = "child finished: no ping keys, task idle until shutdown";
@@ -103,28 +98,10 @@ fn child_without_icmp_permission() {
             every: "1s".parse().expect("a duration"),
             ..PingConfig::default()
         };
-        let (_discovered_tx, discovered_rx) = watch::channel(Vec::new());
-        let (entries_tx, mut entries_rx) = watch::channel(Vec::new());
-        let shutdown = CancellationToken::new();
-        let running = tokio::spawn(task::run(
-            config,
-            |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
-            discovered_rx,
-            entries_tx,
-            Arc::new(Metrics::new()),
-            shutdown.clone(),
-        ));
-        tokio::time::timeout(Duration::from_secs(10), entries_rx.changed())
-            .await
-            .expect("the task publishes within 10 s")
-            .expect("the task keeps the sender");
-        assert!(entries_rx.borrow().is_empty(), "no ping keys");
-        assert!(!running.is_finished(), "the task idles until shutdown");
-        shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), running)
-            .await
-            .expect("the task stops on shutdown")
-            .expect("the task does not panic");
+        let ping = PingTask::start(config, Duration::from_secs(10)).await;
+        assert!(ping.entries.is_empty(), "no ping keys");
+        assert!(ping.is_running(), "the task idles until shutdown");
+        ping.stop().await;
     });
     println!("{CHILD_DONE}");
 }

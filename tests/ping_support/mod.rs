@@ -3,6 +3,16 @@
 #![allow(dead_code)]
 
 use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidb_host_agent::config::PingConfig;
+use tidb_host_agent::metrics::Metrics;
+use tidb_host_agent::ping::task;
+use tidb_host_agent::snapshot::Entry;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Tests that build namespaces need root; CI runs as root.
 pub fn is_root() -> bool {
@@ -51,4 +61,52 @@ pub fn as_nobody(group_range: &str, program: &str, args: &[&str]) -> Command {
         program,
         args,
     )
+}
+
+/// The daemon's ping task, started on a config with nothing discovered from Prometheus.
+pub struct PingTask {
+    /// What the task published first.
+    pub entries: Vec<Entry>,
+    running: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl PingTask {
+    /// Starts the task and waits up to `within` for its first published entries.
+    pub async fn start(config: PingConfig, within: Duration) -> Self {
+        let (_discovered_tx, discovered_rx) = watch::channel(Vec::new());
+        let (entries_tx, mut entries_rx) = watch::channel(Vec::new());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(task::run(
+            config,
+            |component: &str, alert: &str| format!("TiDB.{component}.{alert}"),
+            discovered_rx,
+            entries_tx,
+            Arc::new(Metrics::new()),
+            shutdown.clone(),
+        ));
+        tokio::time::timeout(within, entries_rx.changed())
+            .await
+            .unwrap_or_else(|_| panic!("the task publishes within {within:?}"))
+            .expect("the task keeps the sender");
+        let entries = entries_rx.borrow().clone();
+        Self {
+            entries,
+            running,
+            shutdown,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.running.is_finished()
+    }
+
+    /// Cancels the task and waits (up to 5 s) for it to return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.running)
+            .await
+            .expect("the task stops on shutdown")
+            .expect("the task does not panic");
+    }
 }
