@@ -675,24 +675,33 @@ if [ "$rss_missed" = 1 ] || [ "$cycle_missed" = 1 ]; then
 fi
 if [ "$rss_missed" = 1 ]; then
     cat <<EOF
-- **RSS: $(mib "$fp_rss") MiB against 8 MiB.** Almost all of it is the process' code, not its
-  work: with no rule, no ping and no sink work to speak of (\`once\`'s no-rule config run as a
-  daemon) the agent is already at ~8.7 MiB on this machine, and the smaps table of section 1
-  shows the binary's code and read-only data, libc, libm and ld as most of the resident
-  pages. The kernel maps a mapped file's page-cache folios whole, so a touched binary is
-  resident nearly end to end: reading /proc/PID/pagemap against the symbol table of an
-  unstripped build of the same commit found 4.35 of its 4.73 MiB of code resident, spread
-  over every crate (core and alloc generics 0.8 MiB, the agent 0.38, minijinja 0.29, regex
-  0.48 with aho-corasick and regex-syntax, which promql-parser's lexer needs, rustls, ring
-  and webpki 0.33, toml_edit 0.20, clap 0.14, tokio 0.14). \`malloc_trim(0)\` called into
-  the running daemon (gdb) freed nothing: the heap is live. A build without the \`tls\`
-  feature (no rustls, ring or webpki; a binary 1.0 MB smaller) ran 0.55 MiB lighter by hand
-  on the footprint config (VmRSS 9.25 → 8.69 MiB, two runs each), still above 8 MiB, and
-  hosts that reach Prometheus over https need TLS. So the way to 8 MiB is a smaller
-  binary: the Prometheus, Alertmanager and sink clients on hyper-util directly instead of
-  reqwest (and its url, tower and redirect code), TLS only when a URL is https, and a
-  hand-written argument parser instead of clap; \`opt-level = "z"\` saved ~0.35 MiB but cost
-  ~60% more instructions per cycle (session 1).
+- **RSS: $(mib "$fp_rss") MiB against 8 MiB.** Almost all of it is mapped files, not the
+  agent's work: the smaps table of section 1 shows the binary's code and read-only data,
+  libc, libm and ld as most of the resident pages. The kernel maps a mapped file's
+  page-cache folios whole, so a touched binary is resident nearly end to end: reading
+  /proc/PID/pagemap against the symbol table of an unstripped build found 4.35 of its
+  4.73 MiB of code resident, spread over every crate (core and alloc generics 0.8 MiB, the
+  agent 0.38, minijinja 0.29, regex 0.48 with aho-corasick and regex-syntax, which
+  promql-parser's lexer needs, rustls, ring and webpki 0.33, toml_edit 0.20, clap 0.14,
+  tokio 0.14). The heap is small: the daemon hands its free pages back half an interval
+  after each cycle (\`malloc_trim\`), which keeps the \`[heap]\` mapping at 1.0–1.2 MiB
+  (section 1's table catches it between a cycle and its trim) instead of 1.3–1.4 MiB; a single trim after start frees nothing, because every cycle touches the
+  same pages again. libm is mapped (0.3 MiB resident) for one function, \`pow\`
+  (minijinja's \`**\` and tokio's multi-thread scheduler statistics).
+  Measured by hand on this commit's code (session 4; footprint config, 30 s, two runs
+  each, alternated): VmRSS 9,156 and 9,308 KiB as built here; 8,624 and 8,700 KiB without
+  the \`tls\` feature (hosts that reach Prometheus, Alertmanager or a sink over https need
+  it); **8,076 and 8,080 KiB linked statically against glibc**
+  (\`RUSTFLAGS="-C target-feature=+crt-static"\`, an 8.3 MB static-pie binary: no libc,
+  libm, ld or libgcc_s mappings; VmHWM 8,388 and 8,332 KiB). Only that build is under
+  8 MiB, and it is not what the packages ship: glibc's name service switch still loads the
+  host's shared libc (\`dlopen\`) for host-name lookups from a static binary, which
+  glibc does not support across versions (the rpm runs on glibc 2.34, the build has 2.36).
+  Without a musl toolchain on the build machine, the way to 8 MiB is a smaller binary: the
+  Prometheus, Alertmanager and sink clients on hyper-util directly instead of reqwest (and
+  its url, idna, tower and redirect code), TLS only in a separate build, and a hand-written
+  argument parser instead of clap; \`opt-level = "z"\` saved ~0.35 MiB but cost ~60% more
+  instructions per cycle (session 1).
 EOF
 fi
 if [ "$cycle_missed" = 1 ]; then
@@ -712,22 +721,19 @@ cat <<EOF
 
 ## What was changed for these figures
 
-Against \`before\` (session 1's result, which had already moved the daemon to one runtime
-thread, taken the state file off the cycle, dropped the directory fsyncs, joined the query URL
-once, created ping echoes lazily and built with \`opt-level = "s"\` and no HTTP/2):
+Against \`before\` (the start of session 4; sessions 1–3 had moved the daemon to one runtime
+thread, taken the state file off the cycle, built with \`opt-level = "s"\` and no HTTP/2,
+sent the rules in batches of \`rules_per_query\` and closed idle connections between cycles,
+see CHANGELOG.md):
 
-1. **Rules share queries** (\`[prometheus] rules_per_query\`, default $RULES_PER_QUERY): each rule is wrapped
-   in \`label_replace((RULE), "tidb_host_agent_rule", "I", "", "")\`, up to $RULES_PER_QUERY of them are
-   joined with \`or\`, and the agent reads which rules fired from the tag; host and cluster
-   rules are batched apart. A batch that Prometheus rejects (\`bad_data\`) is asked rule by
-   rule in the same cycle, and its rules stay apart from then on. Fewer requests, fewer
-   response bodies to parse: fewer instructions per cycle (section 2) and fewer requests
-   per host (section 5).
-2. **Connections close 100 ms after their last request.** A cycle reuses them; between
-   cycles a host holds none. Before, each host kept \`max_concurrency\` + 2 (18) open, and
-   Prometheus keeps an idle connection for its read timeout (5 min) while it serves at most
-   512 at once by default: 30 hosts could lock out Grafana and each other. In this benchmark
-   (a cycle every ${AB_INTERVAL_MS} ms) they are opened again every cycle, which the figures include.
+1. **Free heap pages go back to the kernel** half an interval after each cycle, when the
+   cycle's answers, snapshot and sink payloads are freed (\`malloc_trim(0)\`; glibc's free()
+   returns only the top of the heap). The next cycle faults back the pages it needs: in the
+   table above, CPU per cycle moves by less than the round-to-round spread, and the
+   instructions counted by callgrind (user space) do not rise.
+2. **clap and minijinja without unused features**: clap without colour and suggestions,
+   minijinja without macros, includes and \`debug()\` (forward templates are one-line argv,
+   header and body templates): a binary 104 KB smaller, all of which was resident.
 EOF
 
 cat <<EOF
