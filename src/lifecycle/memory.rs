@@ -3,7 +3,7 @@
 //! A cycle's answers, snapshot and sink payloads are freed when it ends, but glibc's
 //! malloc returns only the top of its heap to the kernel: pages freed in the middle
 //! stay resident until the next cycle reuses them. On the footprint configuration of
-//! bench/run.sh that is about 300 KiB of the `[heap]` mapping on every host
+//! bench/run.sh that is 300–400 KiB of the `[heap]` mapping on every host
 //! (bench/REPORT.md). `malloc_trim` releases every whole free page; the next cycle
 //! faults back the few it needs.
 
