@@ -4,7 +4,7 @@
 #[path = "upstream/mod.rs"]
 mod upstream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -190,10 +190,6 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn upstream_dir() -> PathBuf {
-    upstream::rules_dir()
-}
-
 fn catalog() -> RuleSet {
     match assemble(&LoadOptions::default(), &[]) {
         Ok(rules) => rules,
@@ -245,7 +241,7 @@ fn catalog_holds_exactly_the_41_keys_of_the_issue() {
 
 #[test]
 fn expressions_and_for_are_copied_from_upstream() {
-    let upstream = upstream_dir();
+    let upstream = upstream::rules_dir();
     let rules = catalog().rules().to_vec();
     let entries = alerts(CATALOG_YAML);
     assert_eq!(entries.len(), 41);

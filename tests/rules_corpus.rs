@@ -26,10 +26,6 @@ struct UpstreamRule {
     expr: String,
 }
 
-fn upstream_dir() -> PathBuf {
-    upstream::rules_dir()
-}
-
 fn rule_files(dir: &Path, found: &mut Vec<PathBuf>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in entries.filter_map(Result::ok) {
@@ -45,7 +41,7 @@ fn rule_files(dir: &Path, found: &mut Vec<PathBuf>) {
 /// Every rule of every upstream file, read generically so that odd structure (re-serialised
 /// files with sorted keys, other indentation) cannot hide a rule.
 fn upstream_rules() -> Vec<UpstreamRule> {
-    let dir = upstream_dir();
+    let dir = upstream::rules_dir();
     let mut files = Vec::new();
     rule_files(&dir, &mut files);
     files.sort();

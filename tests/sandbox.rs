@@ -9,7 +9,6 @@ mod upstream;
 
 use std::collections::BTreeSet;
 use std::net::TcpStream;
-use std::path::PathBuf;
 
 use common::{Host, Sample, Sandbox, SandboxOptions, Server, ServerKind};
 use promql_parser::parser::{self, Expr};
@@ -495,16 +494,12 @@ const WITHOUT_UPSTREAM: [(&str, &str); 2] = [
     ),
 ];
 
-fn rules_dir() -> PathBuf {
-    upstream::rules_dir()
-}
-
 /// (key, expression) of the 40 PromQL rules of the catalog.
 fn catalog_expressions() -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = CATALOG
         .iter()
         .map(|(key, file, alert)| {
-            let path = rules_dir().join(file);
+            let path = upstream::rules_dir().join(file);
             let text = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             let rules: RuleFile =

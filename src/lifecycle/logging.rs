@@ -66,13 +66,11 @@ pub fn set_level(level: &str) {
     }
 }
 
-/// Logging for one-shot commands before any config is read.
+/// Logging for one-shot commands before any config is read: the daemon's stderr
+/// subscriber at `warn`, unless the environment variable says otherwise.
 pub fn init_stderr() {
-    let filter = EnvFilter::try_from_env(LEVEL_VARIABLE).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .log_internal_errors(false)
-        .try_init();
+    let _ = init(&LogConfig {
+        level: "warn".into(),
+        ..LogConfig::default()
+    });
 }
