@@ -448,12 +448,14 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         let mut watchdog =
             tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
         // Half an interval after each cycle, once its sinks and state file are written,
-        // the pages the cycle freed go back to the kernel.
+        // the pages the cycle freed go back to the kernel; after the first, also the code
+        // and data pages that only starting this configuration touched.
         let mut trimmer = tokio::time::interval_at(
             tokio::time::Instant::now() + config.agent.interval.get() / 2,
             config.agent.interval.get(),
         );
         trimmer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut startup_pages_released = false;
         loop {
             tokio::select! {
                 biased;
@@ -491,7 +493,20 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     }
                 }
                 _ = watchdog.tick() => notify::watchdog(),
-                _ = trimmer.tick() => memory::release_free_heap(),
+                _ = trimmer.tick() => {
+                    memory::release_free_heap();
+                    if !startup_pages_released {
+                        // Once per configuration: its first cycle has run by now.
+                        startup_pages_released = true;
+                        match memory::release_startup_pages() {
+                            Ok(r) => tracing::debug!(
+                                "unmapped {} KiB of start-up code and data in {} mappings",
+                                r.resident_kib, r.mappings
+                            ),
+                            Err(e) => tracing::debug!("cannot list this process's mappings: {e}"),
+                        }
+                    }
+                }
                 _ = ticker.tick() => {
                     let started = Instant::now();
                     let snapshot = agent.cycle().await;

@@ -445,3 +445,61 @@ path = "{dir}/textfile/tidb_host_agent.prom"
     );
     ne.kill();
 }
+
+/// A `… kB` field of /proc/PID/status, in KiB.
+fn status_kib(pid: i32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn start_up_pages_leave_the_resident_set_and_the_cycles_go_on() {
+    let port = free_port("127.0.0.1");
+    let outputs = r#"
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/alerts.txt"
+"#;
+    let agent = Agent::start(&base_config("100ms", port, outputs));
+    // The log line of the first trim, half an interval after the first cycle.
+    let unmapped: u64 = wait_for(Duration::from_secs(20), "the start-up pages to go", || {
+        let log = agent.log_text();
+        let (_, rest) = log.split_once("unmapped ")?;
+        rest.split_once(" KiB of start-up code")?.0.parse().ok()
+    });
+    assert!(unmapped > 0, "{}", agent.log_text());
+    // The cycles after it run the code they need from the page cache again.
+    let file = agent.path("alerts.txt");
+    let sink = format!("file:{}", file.display());
+    let cycles = |port| writes(port, &sink);
+    let after_release = cycles(port);
+    wait_for(Duration::from_secs(20), "ten more snapshots", || {
+        (cycles(port) >= after_release + 10).then_some(())
+    });
+    let keys = parse_plain(&std::fs::read_to_string(&file).unwrap_or_default());
+    assert!(
+        keys.iter()
+            .any(|(k, v)| k == "TiDB.prometheus.Prometheus_is_down" && *v == 1),
+        "{keys:?}"
+    );
+    // What start-up alone touched is no longer resident: the process is now well below
+    // its peak, which it would otherwise stay at (the heap trims move it by less than a
+    // MiB). The cycles map back part of what was unmapped, the code they run: a debug
+    // build, whose code is far larger, keeps a third of it out.
+    let (rss, peak) = (
+        status_kib(agent.pid(), "VmRSS:").expect("VmRSS"),
+        status_kib(agent.pid(), "VmHWM:").expect("VmHWM"),
+    );
+    assert!(
+        rss + unmapped / 4 <= peak,
+        "VmRSS {rss} KiB, VmHWM {peak} KiB, after unmapping {unmapped} KiB"
+    );
+}

@@ -1,11 +1,24 @@
-//! Handing the allocator's free pages back to the kernel between cycles.
+//! Handing memory the daemon no longer uses back to the kernel.
 //!
-//! A cycle's answers, snapshot and sink payloads are freed when it ends, but glibc's
-//! malloc returns only the top of its heap to the kernel: pages freed in the middle
-//! stay resident until the next cycle reuses them. On the footprint configuration of
-//! bench/run.sh that is 300–400 KiB of the `[heap]` mapping on every host
-//! (bench/REPORT.md). `malloc_trim` releases every whole free page; the next cycle
-//! faults back the few it needs.
+//! Two kinds of resident pages outlive their use:
+//!
+//! - **Free heap pages.** A cycle's answers, snapshot and sink payloads are freed when it
+//!   ends, but glibc's malloc returns only the top of its heap to the kernel: pages freed
+//!   in the middle stay resident until the next cycle reuses them. On the footprint
+//!   configuration of bench/run.sh that is 300–400 KiB of the `[heap]` mapping on every
+//!   host (bench/REPORT.md). `malloc_trim` releases every whole free page; the next cycle
+//!   faults back the few it needs.
+//! - **Code and read-only data touched at start only.** Loading the configuration, the
+//!   rule files and the PromQL rewriter, compiling regexes and setting up TLS touch code
+//!   all over the binary and its libraries, and the kernel keeps every page it mapped
+//!   for that (64 KiB around each fault). They stay in the process's resident set for
+//!   its whole life, though a cycle runs a fraction of them: on bench/run.sh's footprint
+//!   configuration 4.3 of the binary's 4.6 MiB of code, all 408 KiB of its relocation
+//!   table, and 1.4 MiB of libc. [`release_startup_pages`] unmaps the resident pages of
+//!   every clean read-only file mapping once a configuration has run its first cycle;
+//!   the following cycles map back, from the page cache, only what they execute.
+
+use std::ops::Range;
 
 /// Releases the allocator's whole free pages. A no-op where the allocator is not glibc's.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -22,18 +35,253 @@ pub fn release_free_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_free_heap() {}
 
+/// The pages a [`release_startup_pages`] call unmapped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Mappings it unmapped pages of.
+    pub mappings: usize,
+    /// Their resident size before, in KiB.
+    pub resident_kib: u64,
+}
+
+/// Unmaps the resident pages of this process's clean read-only file mappings: the code,
+/// read-only data and relocation tables of the binary and its shared libraries. Their
+/// content is the file's, so the next access maps the same bytes back from the page
+/// cache, and only the pages the daemon still executes return. This is what the kernel's
+/// reclaim does to such pages at any time under memory pressure; doing it once after
+/// start, instead of waiting for pressure, keeps a host's memory figures honest about what
+/// the daemon uses.
+///
+/// Mappings that are writable, anonymous, locked, or hold any written (anonymous) page,
+/// such as the relocated `.data.rel.ro`, are left alone: their content is not the file's.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn release_startup_pages() -> std::io::Result<Released> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut released = Released::default();
+    for mapping in clean_file_mappings(&smaps) {
+        if mapping.resident_kib == 0 {
+            continue;
+        }
+        let range = &mapping.range;
+        // SAFETY: `range` is a whole mapping of this process, as the kernel listed it just
+        // now: file-backed, not writable, not locked, and without a single anonymous page,
+        // so every byte in it is the file's. MADV_DONTNEED drops its page-table entries;
+        // the next access faults the same bytes back from the page cache, so no Rust
+        // value, reference or code that lives there changes. Nothing in this process maps
+        // or unmaps memory with a file behind it after start but the dynamic loader
+        // (for NSS modules), which never unmaps what it loaded.
+        let rc = unsafe {
+            libc::madvise(
+                range.start as *mut libc::c_void,
+                range.end - range.start,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc == 0 {
+            released.mappings += 1;
+            released.resident_kib += mapping.resident_kib;
+        }
+    }
+    Ok(released)
+}
+
+/// Unmaps the resident pages of clean read-only file mappings. Linux only.
+#[cfg(not(target_os = "linux"))]
+pub fn release_startup_pages() -> std::io::Result<Released> {
+    Ok(Released::default())
+}
+
+/// A mapping [`clean_file_mappings`] found in `/proc/self/smaps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CleanMapping {
+    range: Range<usize>,
+    resident_kib: u64,
+}
+
+/// The mappings of an smaps listing whose content is exactly their file's: backed by a
+/// file (a path, not `[heap]`, `[vdso]` or an anonymous region), private, not writable,
+/// not locked, and without anonymous pages. Lines it cannot read leave their mapping out.
+fn clean_file_mappings(smaps: &str) -> Vec<CleanMapping> {
+    struct Candidate {
+        range: Option<Range<usize>>,
+        rss: Option<u64>,
+        anonymous: Option<u64>,
+        locked: bool,
+    }
+    let mut out = Vec::new();
+    let mut current: Option<Candidate> = None;
+    let finish = |c: Option<Candidate>, out: &mut Vec<CleanMapping>| {
+        if let Some(Candidate {
+            range: Some(range),
+            rss: Some(resident_kib),
+            anonymous: Some(0),
+            locked: false,
+        }) = c
+        {
+            out.push(CleanMapping {
+                range,
+                resident_kib,
+            });
+        }
+    };
+    for line in smaps.lines() {
+        if let Some(header) = mapping_header(line) {
+            finish(current.take(), &mut out);
+            current = Some(Candidate {
+                range: header,
+                rss: None,
+                anonymous: None,
+                locked: false,
+            });
+            continue;
+        }
+        let Some(c) = current.as_mut() else { continue };
+        if let Some(v) = line.strip_prefix("Rss:") {
+            c.rss = kib(v);
+        } else if let Some(v) = line.strip_prefix("Anonymous:") {
+            c.anonymous = kib(v);
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            // lo: mlock()ed; DONTNEED refuses those anyway.
+            c.locked = flags.split_whitespace().any(|f| f == "lo");
+        }
+    }
+    finish(current, &mut out);
+    out
+}
+
+/// For a mapping's header line (`start-end perms offset dev inode [path]`), `Some` with
+/// its range when it is a clean candidate (a private, read-only mapping of a file), and
+/// `Some(None)` for any other mapping. `None` for the key/value lines in between.
+fn mapping_header(line: &str) -> Option<Option<Range<usize>>> {
+    let mut fields = line.split_ascii_whitespace();
+    let range = fields.next()?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end) = (
+        usize::from_str_radix(start, 16).ok()?,
+        usize::from_str_radix(end, 16).ok()?,
+    );
+    let perms = fields.next()?;
+    let (_offset, _dev, _inode) = (fields.next()?, fields.next()?, fields.next()?);
+    let path = fields.next().unwrap_or("");
+    let readable_only = matches!(perms.as_bytes(), [b'r', b'-', _, _]);
+    let private = perms.ends_with('p');
+    Some((readable_only && private && path.starts_with('/') && start < end).then_some(start..end))
+}
+
+/// `   1234 kB` as 1234.
+fn kib(value: &str) -> Option<u64> {
+    value.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
 
-    /// Anonymous resident memory of this process, in KiB.
-    fn rss_anon_kib() -> u64 {
+    /// A `… kB` line of /proc/self/status, in KiB.
+    fn status_kib(field: &str) -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("RssAnon:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(kib)
             .unwrap_or(0)
+    }
+
+    /// Anonymous resident memory of this process, in KiB.
+    fn rss_anon_kib() -> u64 {
+        status_kib("RssAnon:")
+    }
+
+    /// Four mappings of a real smaps listing (trimmed): the binary's code and its
+    /// relocated read-only data, the heap, and the vDSO.
+    const SMAPS: &str = "\
+5581f5a00000-5581f5e89000 r-xp 00208000 fe:00 1310801                    /usr/bin/tidb-host-agent
+Size:               4644 kB
+Rss:                4324 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me sd
+5581f5e8a000-5581f5ed9000 r--p 00691000 fe:00 1310801                    /usr/bin/tidb-host-agent
+Size:                316 kB
+Rss:                 312 kB
+Anonymous:           312 kB
+VmFlags: rd mr mw me ac sd
+5581f6b51000-5581f6c8e000 rw-p 00000000 00:00 0                          [heap]
+Size:               1268 kB
+Rss:                1200 kB
+Anonymous:          1200 kB
+VmFlags: rd wr mr mw me ac sd
+7f2b0c228000-7f2b0c3bd000 r-xp 00028000 fe:00 1054211                    /usr/lib/x86_64-linux-gnu/libc.so.6
+Size:               1620 kB
+Rss:                1048 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me sd
+7f2b0c3bd000-7f2b0c415000 r--p 00000000 fe:00 1054211                    /usr/lib/x86_64-linux-gnu/libm.so.6
+Size:                352 kB
+Rss:                  64 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me lo sd
+7ffd3c9f5000-7ffd3c9f7000 r-xp 00000000 00:00 0                          [vdso]
+Size:                  8 kB
+Rss:                   4 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me de sd
+";
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_released() {
+        let found = clean_file_mappings(SMAPS);
+        assert_eq!(
+            found,
+            vec![
+                CleanMapping {
+                    range: 0x5581f5a00000..0x5581f5e89000,
+                    resident_kib: 4324
+                },
+                CleanMapping {
+                    range: 0x7f2b0c228000..0x7f2b0c3bd000,
+                    resident_kib: 1048
+                },
+            ],
+            "the relocated data (anonymous pages), the heap (writable), the locked libm \
+             mapping and the vDSO (no file) must be left alone"
+        );
+    }
+
+    #[test]
+    fn a_mapping_whose_anonymous_count_is_missing_or_unreadable_is_left_alone() {
+        let header = "7f2b0c228000-7f2b0c3bd000 r-xp 00028000 fe:00 1054211  /usr/lib/libc.so.6\n";
+        for body in [
+            "Rss:                1048 kB\n",
+            "Rss:                1048 kB\nAnonymous:          ?? kB\n",
+            "Rss:                1048 kB\nAnonymous:            4 kB\n",
+        ] {
+            assert_eq!(
+                clean_file_mappings(&format!("{header}{body}")),
+                vec![],
+                "{body}"
+            );
+        }
+        assert_eq!(clean_file_mappings("not smaps at all\n\n-\n"), vec![]);
+    }
+
+    /// File-backed resident memory of this process, in KiB.
+    fn rss_file_kib() -> u64 {
+        status_kib("RssFile:")
+    }
+
+    #[test]
+    fn start_up_pages_leave_the_process_and_code_still_runs() {
+        let before = rss_file_kib();
+        let released = release_startup_pages().expect("read /proc/self/smaps");
+        let after = rss_file_kib();
+        assert!(released.mappings > 0, "{released:?}");
+        assert!(
+            after < before && before - after >= released.resident_kib / 2,
+            "RssFile went from {before} KiB to {after} KiB after unmapping {released:?}"
+        );
+        // The code and data it unmapped come back on use: parse a listing again.
+        assert_eq!(clean_file_mappings(SMAPS).len(), 2);
     }
 
     #[test]
