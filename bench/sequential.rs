@@ -3,13 +3,18 @@
 //! then each rule), timed one by one.
 //!
 //! ```text
-//! sequential --server URL --explain FILE [--runs N] [--every SECONDS]
+//! sequential --server URL --explain FILE [--runs N] [--every SECONDS] [--at-once]
 //! ```
 //! FILE is the output of `tidb-host-agent explain` for the benchmarked host: its header
 //! gives the host matcher, and each block the exact PromQL the agent sends. Every run
 //! prints one JSON line: total wall time, the number of requests, the slowest request and
 //! the failed ones. The HTTP client keeps its connection alive between requests, which
 //! favours the baseline over a script that opened one per query.
+//!
+//! `--at-once` sends every request of a run at the same time instead, each rule alone on
+//! a connection kept from the run before: the fastest any client can have the answers,
+//! with all the parallelism Prometheus can give and no work of the client's own. It is the
+//! floor a cycle is compared with in bench/REPORT.md.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +44,7 @@ struct Args {
     explain: String,
     runs: u32,
     every: Duration,
+    at_once: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
     let mut explain = None;
     let mut runs = 10;
     let mut every = Duration::ZERO;
+    let mut at_once = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -62,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
                 every = Duration::try_from_secs_f64(seconds)
                     .map_err(|e| format!("--every {v}: {e}"))?;
             }
+            "--at-once" => at_once = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -70,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
         explain: explain.ok_or("--explain is required")?,
         runs,
         every,
+        at_once,
     })
 }
 
@@ -143,6 +152,17 @@ async fn send(http: &reqwest::Client, server: &str, request: &Request) -> Result
     Ok(())
 }
 
+/// Sends one request and times it: its name, how long it took, and how it went.
+async fn timed<'a>(
+    http: &reqwest::Client,
+    server: &str,
+    request: &'a Request,
+) -> (&'a str, Duration, Result<(), String>) {
+    let sent = Instant::now();
+    let result = send(http, server, request).await;
+    (request.name(), sent.elapsed(), result)
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let text = std::fs::read_to_string(&args.explain)
         .map_err(|e| format!("cannot read {}: {e}", args.explain))?;
@@ -156,19 +176,26 @@ async fn run(args: Args) -> Result<(), String> {
     let server = args.server.trim_end_matches('/');
     for run in 1..=args.runs {
         let started = Instant::now();
+        let answers = if args.at_once {
+            futures::future::join_all(requests.iter().map(|r| timed(&http, server, r))).await
+        } else {
+            let mut answers = Vec::with_capacity(requests.len());
+            for request in &requests {
+                answers.push(timed(&http, server, request).await);
+            }
+            answers
+        };
+        let total = started.elapsed();
         let mut slowest = (Duration::ZERO, "");
         let mut failed = Vec::new();
-        for request in &requests {
-            let sent = Instant::now();
-            if let Err(why) = send(&http, server, request).await {
-                failed.push(format!("{}: {why}", request.name()));
+        for (name, took, result) in answers {
+            if let Err(why) = result {
+                failed.push(format!("{name}: {why}"));
             }
-            let took = sent.elapsed();
             if took > slowest.0 {
-                slowest = (took, request.name());
+                slowest = (took, name);
             }
         }
-        let total = started.elapsed();
         println!(
             "{}",
             serde_json::json!({
@@ -192,7 +219,8 @@ async fn main() -> std::process::ExitCode {
     let result = match parse_args() {
         Ok(args) => run(args).await,
         Err(why) => Err(format!(
-            "{why}\nusage: sequential --server URL --explain FILE [--runs N] [--every SECONDS]"
+            "{why}\nusage: sequential --server URL --explain FILE [--runs N] [--every SECONDS] \
+             [--at-once]"
         )),
     };
     match result {
