@@ -647,8 +647,8 @@ if awk "BEGIN { exit !($bound_ms > $seq_ms / 5) }"; then
 The cycle-time goals cannot be met on this machine by any client: Prometheus itself spends
 $prom_cycle ms of CPU on one cycle's $RULE_QUERIES rules, so with $CORES cores the answers take at least
 $bound_ms ms however they are sent, more than a fifth of the sequential run. Measured: the
-same requests sent all at once by a client that does nothing else take $at_once_ms ms,
-$(calc "$seq_ms / $at_once_ms" 1)× faster than one after another (section 4).
+same $seq_requests requests sent all at once by a client that does nothing else take $at_once_ms ms,
+$(calc "$seq_ms / $at_once_ms" 1)× faster than one after another; the agent's batched cycle takes $cycle_ms ms (section 4).
 EOF
 fi
 
@@ -724,8 +724,8 @@ if [ "$cycle_missed" = 1 ]; then
   the rules cut the requests per cycle from $RULE_QUERIES to $queries_per_cycle, but that CPU only a little (the
   before/after table): on this sandbox (1 s scrapes, so 600 samples per series in a 10-minute
   window) it goes mostly to evaluating the rules, which is the same work however they are
-  grouped. Section 4 also measures the floor: the same requests sent all at once by a
-  client that does nothing else take $at_once_ms ms, only $(calc "$seq_ms / $at_once_ms" 1)× faster than one after
+  grouped. Section 4 also measures the same requests sent all at once, one rule a request,
+  by a client that does nothing else: $at_once_ms ms, only $(calc "$seq_ms / $at_once_ms" 1)× faster than one after
   another. With a Prometheus that has idle
   cores, the batches run at once and a cycle comes close to its slowest batch; the agent's
   own CPU per cycle is $agent_cycle_cpu ms.
@@ -752,8 +752,9 @@ features, see CHANGELOG.md):
    what the kernel's reclaim would do to them under memory pressure. The cycles, ping
    rounds and sinks map back what they run, from the page cache: the minor-fault column of
    the footprint table shows what that costs once the daemon is steady.
-2. **The floor of any client, measured** (\`sequential --at-once\`, section 4): the
-   baseline's requests sent all at the same time, by a client that does nothing else.
+2. **The same requests all at once, measured** (\`sequential --at-once\`, section 4): the
+   baseline's requests sent at the same time, one rule a request, by a client that does
+   nothing else; how far parallel requests alone get on this machine.
 EOF
 
 cat <<EOF
@@ -873,12 +874,14 @@ $(paste -d' ' "$ab" "$sq" "$RAW/ab-at-once.txt" | while read -r line; do echo "|
 Median: a cycle takes **$cycle_ms ms**, the sequential run **$seq_ms ms**: $(calc "$seq_ms / $cycle_ms" 1)× faster (goal 5×). The
 slowest single query takes $slowest_ms ms, and the cycle $(calc "$cycle_ms / $slowest_ms" 1)× that (goal ≤ 1.5×).
 
-The last column is the floor of any client on this machine: the baseline's $seq_requests requests sent
-all at the same time (\`sequential --at-once\`), each rule alone on a connection kept from
-the run before, by a client that does nothing else. They take **$at_once_ms ms**:
-$(calc "$seq_ms / $at_once_ms" 1)× faster than one after another, and $(calc "$at_once_ms / $slowest_ms" 1)× the slowest single query. The agent's
-cycle, which gets the same answers in $queries_per_cycle batches and also steps its \`for\` states, builds the
-snapshot and hands it to the sinks, takes $(calc "$cycle_ms / $at_once_ms" 2)× as long as that floor.
+The last column is the best a client that sends each rule on its own can do here: the
+baseline's $seq_requests requests sent all at the same time (\`sequential --at-once\`), each on a
+connection kept from the run before, by a client that does nothing else. They take
+**$at_once_ms ms**: $(calc "$seq_ms / $at_once_ms" 1)× faster than one after another, and $(calc "$at_once_ms / $slowest_ms" 1)× the slowest single query, because
+the $CORES cores run Prometheus' evaluations $CORES at a time however many arrive at once (Prometheus
+CPU per run: $(median_of "$RAW/ab-at-once.txt" prom_cpu_ms_per_run) ms, against $prom_cycle ms for the agent's cycle). The agent's cycle,
+which gets the same answers in $queries_per_cycle batches and also steps its \`for\` states, builds the
+snapshot and hands it to the sinks, takes $(calc "$cycle_ms / $at_once_ms" 2)× as long.
 
 Why: Prometheus spends **$prom_cycle ms of CPU** on one cycle's queries ($prom_per_query ms per rule; the
 sequential run costs it $prom_seq ms). Sent one after another, that CPU is most of the

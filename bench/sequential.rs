@@ -12,9 +12,9 @@
 //! favours the baseline over a script that opened one per query.
 //!
 //! `--at-once` sends every request of a run at the same time instead, each rule alone on
-//! a connection kept from the run before: the fastest any client can have the answers,
-//! with all the parallelism Prometheus can give and no work of the client's own. It is the
-//! floor a cycle is compared with in bench/REPORT.md.
+//! a connection kept from the run before: the fastest a client that asks rule by rule can
+//! have the answers, with all the parallelism Prometheus can give and no work of its own
+//! (bench/REPORT.md, section 4).
 
 use std::time::{Duration, Instant};
 

@@ -380,6 +380,8 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
 
 /// `run`: the daemon.
 pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
+    // Before any task can look a host name up (and so load an NSS module).
+    let startup_files = memory::StartupFiles::record();
     let metrics = Arc::new(Metrics::new());
     let root = CancellationToken::new();
     let mut reloads = match signals::install(root.clone()) {
@@ -498,7 +500,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     if !startup_pages_released {
                         // Once per configuration: its first cycle has run by now.
                         startup_pages_released = true;
-                        match memory::release_startup_pages() {
+                        match memory::release_startup_pages(&startup_files) {
                             Ok(r) => tracing::debug!(
                                 "unmapped {} KiB of start-up code and data in {} mappings",
                                 r.resident_kib, r.mappings

@@ -469,11 +469,18 @@ format = "plain"
 path = "{dir}/alerts.txt"
 "#;
     let agent = Agent::start(&base_config("100ms", port, outputs));
-    // The log line of the first trim, half an interval after the first cycle.
-    let unmapped: u64 = wait_for(Duration::from_secs(20), "the start-up pages to go", || {
-        let log = agent.log_text();
-        let (_, rest) = log.split_once("unmapped ")?;
-        rest.split_once(" KiB of start-up code")?.0.parse().ok()
+    // What the releases so far unmapped, from their log lines (one per configuration,
+    // half an interval after its first cycle).
+    let releases = |agent: &Agent| -> Vec<u64> {
+        agent
+            .log_text()
+            .split("unmapped ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once(" KiB of start-up code")?.0.parse().ok())
+            .collect()
+    };
+    let unmapped = wait_for(Duration::from_secs(20), "the start-up pages to go", || {
+        releases(&agent).first().copied()
     });
     assert!(unmapped > 0, "{}", agent.log_text());
     // The cycles after it run the code they need from the page cache again.
@@ -502,4 +509,18 @@ path = "{dir}/alerts.txt"
         rss + unmapped / 4 <= peak,
         "VmRSS {rss} KiB, VmHWM {peak} KiB, after unmapping {unmapped} KiB"
     );
+    // A reload touches the start-up code again, and releases it again after its first
+    // cycle; only one release per configuration.
+    assert_eq!(releases(&agent).len(), 1, "{}", agent.log_text());
+    agent.signal("HUP");
+    wait_for(Duration::from_secs(20), "the reload's release", || {
+        (releases(&agent).len() == 2).then_some(())
+    });
+    let before_more = cycles(port);
+    wait_for(
+        Duration::from_secs(20),
+        "ten snapshots after the reload",
+        || (cycles(port) >= before_more + 10).then_some(()),
+    );
+    assert_eq!(releases(&agent).len(), 2, "{}", agent.log_text());
 }

@@ -18,6 +18,7 @@
 //!   every clean read-only file mapping once a configuration has run its first cycle;
 //!   the following cycles map back, from the page cache, only what they execute.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 /// Releases the allocator's whole free pages. A no-op where the allocator is not glibc's.
@@ -35,6 +36,29 @@ pub fn release_free_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_free_heap() {}
 
+/// The files mapped into this process before it started any thread: the binary and the
+/// shared libraries the loader brought in with it. Only their mappings are ever released.
+/// They are in place for the process's life, while a library loaded later (glibc's NSS
+/// modules, on a first host-name lookup on the blocking pool) is mapped in several steps,
+/// and one of its mappings can look clean just before the loader maps its data over part
+/// of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartupFiles(BTreeSet<String>);
+
+impl StartupFiles {
+    /// The files mapped now. Call it before the runtime starts its first task.
+    pub fn record() -> Self {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        Self(
+            maps.lines()
+                .filter_map(mapping_header)
+                .filter(|h| h.path.starts_with('/'))
+                .map(|h| h.path.to_string())
+                .collect(),
+        )
+    }
+}
+
 /// The pages a [`release_startup_pages`] call unmapped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Released {
@@ -44,33 +68,31 @@ pub struct Released {
     pub resident_kib: u64,
 }
 
-/// Unmaps the resident pages of this process's clean read-only file mappings: the code,
+/// Unmaps the resident pages of the clean read-only mappings of `files`: the code,
 /// read-only data and relocation tables of the binary and its shared libraries. Their
 /// content is the file's, so the next access maps the same bytes back from the page
-/// cache, and only the pages the daemon still executes return. This is what the kernel's
-/// reclaim does to such pages at any time under memory pressure; doing it once after
-/// start, instead of waiting for pressure, keeps a host's memory figures honest about what
-/// the daemon uses.
+/// cache, and only the pages the daemon still runs come back. The kernel's reclaim does
+/// the same to such pages at any time under memory pressure; doing it once after start
+/// keeps what a host's tools show of the daemon to what it uses.
 ///
 /// Mappings that are writable, anonymous, locked, or hold any written (anonymous) page,
 /// such as the relocated `.data.rel.ro`, are left alone: their content is not the file's.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub fn release_startup_pages() -> std::io::Result<Released> {
+pub fn release_startup_pages(files: &StartupFiles) -> std::io::Result<Released> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut released = Released::default();
-    for mapping in clean_file_mappings(&smaps) {
+    for mapping in clean_file_mappings(&smaps, files) {
         if mapping.resident_kib == 0 {
             continue;
         }
         let range = &mapping.range;
-        // SAFETY: `range` is a whole mapping of this process, as the kernel listed it just
-        // now: file-backed, not writable, not locked, and without a single anonymous page,
-        // so every byte in it is the file's. MADV_DONTNEED drops its page-table entries;
-        // the next access faults the same bytes back from the page cache, so no Rust
-        // value, reference or code that lives there changes. Nothing in this process maps
-        // or unmaps memory with a file behind it after start but the dynamic loader
-        // (for NSS modules), which never unmaps what it loaded.
+        // SAFETY: `range` is a whole mapping of this process as the kernel listed it just
+        // now: of a file mapped before any thread started (so the loader placed it then
+        // and never moves or unmaps it), not writable, not locked, and without a single
+        // anonymous page, so every byte in it is the file's. MADV_DONTNEED drops its
+        // page-table entries; the next access faults the same bytes back from the page
+        // cache, so no value, reference or code that lives there changes.
         let rc = unsafe {
             libc::madvise(
                 range.start as *mut libc::c_void,
@@ -88,7 +110,7 @@ pub fn release_startup_pages() -> std::io::Result<Released> {
 
 /// Unmaps the resident pages of clean read-only file mappings. Linux only.
 #[cfg(not(target_os = "linux"))]
-pub fn release_startup_pages() -> std::io::Result<Released> {
+pub fn release_startup_pages(_files: &StartupFiles) -> std::io::Result<Released> {
     Ok(Released::default())
 }
 
@@ -99,10 +121,10 @@ struct CleanMapping {
     resident_kib: u64,
 }
 
-/// The mappings of an smaps listing whose content is exactly their file's: backed by a
-/// file (a path, not `[heap]`, `[vdso]` or an anonymous region), private, not writable,
-/// not locked, and without anonymous pages. Lines it cannot read leave their mapping out.
-fn clean_file_mappings(smaps: &str) -> Vec<CleanMapping> {
+/// The mappings of an smaps listing whose content is exactly their file's: a mapping of
+/// one of `files`, private, not writable, not locked, and without anonymous pages.
+/// Lines it cannot read leave their mapping out.
+fn clean_file_mappings(smaps: &str, files: &StartupFiles) -> Vec<CleanMapping> {
     struct Candidate {
         range: Option<Range<usize>>,
         rss: Option<u64>,
@@ -128,8 +150,9 @@ fn clean_file_mappings(smaps: &str) -> Vec<CleanMapping> {
     for line in smaps.lines() {
         if let Some(header) = mapping_header(line) {
             finish(current.take(), &mut out);
+            let candidate = header.read_only_private && files.0.contains(header.path);
             current = Some(Candidate {
-                range: header,
+                range: candidate.then_some(header.range),
                 rss: None,
                 anonymous: None,
                 locked: false,
@@ -150,23 +173,31 @@ fn clean_file_mappings(smaps: &str) -> Vec<CleanMapping> {
     out
 }
 
-/// For a mapping's header line (`start-end perms offset dev inode [path]`), `Some` with
-/// its range when it is a clean candidate (a private, read-only mapping of a file), and
-/// `Some(None)` for any other mapping. `None` for the key/value lines in between.
-fn mapping_header(line: &str) -> Option<Option<Range<usize>>> {
+/// A mapping's header line in /proc/self/maps or smaps.
+struct MappingHeader<'a> {
+    range: Range<usize>,
+    /// `r--p` or `r-xp`: readable, not writable, private.
+    read_only_private: bool,
+    /// The file's path; empty, or `[heap]`, `[stack]`, `[vdso]`…, for other mappings.
+    path: &'a str,
+}
+
+/// `start-end perms offset dev inode [path]`; `None` for any other line, such as smaps'
+/// `Key: value` lines.
+fn mapping_header(line: &str) -> Option<MappingHeader<'_>> {
     let mut fields = line.split_ascii_whitespace();
-    let range = fields.next()?;
-    let (start, end) = range.split_once('-')?;
+    let (start, end) = fields.next()?.split_once('-')?;
     let (start, end) = (
         usize::from_str_radix(start, 16).ok()?,
         usize::from_str_radix(end, 16).ok()?,
     );
     let perms = fields.next()?;
     let (_offset, _dev, _inode) = (fields.next()?, fields.next()?, fields.next()?);
-    let path = fields.next().unwrap_or("");
-    let readable_only = matches!(perms.as_bytes(), [b'r', b'-', _, _]);
-    let private = perms.ends_with('p');
-    Some((readable_only && private && path.starts_with('/') && start < end).then_some(start..end))
+    Some(MappingHeader {
+        range: start..end,
+        read_only_private: start < end && matches!(perms.as_bytes(), [b'r', b'-', _, b'p']),
+        path: fields.next().unwrap_or(""),
+    })
 }
 
 /// `   1234 kB` as 1234.
@@ -193,8 +224,9 @@ mod tests {
         status_kib("RssAnon:")
     }
 
-    /// Four mappings of a real smaps listing (trimmed): the binary's code and its
-    /// relocated read-only data, the heap, and the vDSO.
+    /// Mappings of a real smaps listing (trimmed): the binary's code and its relocated
+    /// read-only data, the heap, libc's code, a locked libm mapping, an NSS module loaded
+    /// after start, and the vDSO.
     const SMAPS: &str = "\
 5581f5a00000-5581f5e89000 r-xp 00208000 fe:00 1310801                    /usr/bin/tidb-host-agent
 Size:               4644 kB
@@ -221,6 +253,11 @@ Size:                352 kB
 Rss:                  64 kB
 Anonymous:             0 kB
 VmFlags: rd mr mw me lo sd
+7f2b0c500000-7f2b0c504000 r--p 00000000 fe:00 1054300                    /usr/lib/x86_64-linux-gnu/libnss_files.so.2
+Size:                 16 kB
+Rss:                  16 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me sd
 7ffd3c9f5000-7ffd3c9f7000 r-xp 00000000 00:00 0                          [vdso]
 Size:                  8 kB
 Rss:                   4 kB
@@ -228,9 +265,22 @@ Anonymous:             0 kB
 VmFlags: rd ex mr mw me de sd
 ";
 
+    /// The files of [`SMAPS`] mapped at start: all but the NSS module.
+    fn at_start() -> StartupFiles {
+        StartupFiles(
+            [
+                "/usr/bin/tidb-host-agent",
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                "/usr/lib/x86_64-linux-gnu/libm.so.6",
+            ]
+            .map(String::from)
+            .into(),
+        )
+    }
+
     #[test]
-    fn only_clean_read_only_file_mappings_are_released() {
-        let found = clean_file_mappings(SMAPS);
+    fn only_clean_read_only_mappings_of_files_mapped_at_start_are_released() {
+        let found = clean_file_mappings(SMAPS, &at_start());
         assert_eq!(
             found,
             vec![
@@ -244,25 +294,41 @@ VmFlags: rd ex mr mw me de sd
                 },
             ],
             "the relocated data (anonymous pages), the heap (writable), the locked libm \
-             mapping and the vDSO (no file) must be left alone"
+             mapping, the NSS module (loaded later) and the vDSO (no file) must be left alone"
         );
+    }
+
+    #[test]
+    fn the_files_mapped_at_start_are_the_binary_and_its_libraries() {
+        let files = StartupFiles::record();
+        let exe = std::fs::read_link("/proc/self/exe").expect("/proc/self/exe");
+        assert!(
+            files.0.contains(exe.to_str().expect("a UTF-8 path")),
+            "{files:?}"
+        );
+        assert!(files.0.iter().any(|f| f.contains("/libc.so")), "{files:?}");
+        assert!(files.0.iter().all(|f| f.starts_with('/')), "{files:?}");
     }
 
     #[test]
     fn a_mapping_whose_anonymous_count_is_missing_or_unreadable_is_left_alone() {
         let header = "7f2b0c228000-7f2b0c3bd000 r-xp 00028000 fe:00 1054211  /usr/lib/libc.so.6\n";
+        let files = StartupFiles(["/usr/lib/libc.so.6".to_string()].into());
         for body in [
             "Rss:                1048 kB\n",
             "Rss:                1048 kB\nAnonymous:          ?? kB\n",
             "Rss:                1048 kB\nAnonymous:            4 kB\n",
         ] {
             assert_eq!(
-                clean_file_mappings(&format!("{header}{body}")),
+                clean_file_mappings(&format!("{header}{body}"), &files),
                 vec![],
                 "{body}"
             );
         }
-        assert_eq!(clean_file_mappings("not smaps at all\n\n-\n"), vec![]);
+        assert_eq!(
+            clean_file_mappings("not smaps at all\n\n-\n", &files),
+            vec![]
+        );
     }
 
     /// File-backed resident memory of this process, in KiB.
@@ -273,7 +339,7 @@ VmFlags: rd ex mr mw me de sd
     #[test]
     fn start_up_pages_leave_the_process_and_code_still_runs() {
         let before = rss_file_kib();
-        let released = release_startup_pages().expect("read /proc/self/smaps");
+        let released = release_startup_pages(&StartupFiles::record()).expect("read smaps");
         let after = rss_file_kib();
         assert!(released.mappings > 0, "{released:?}");
         assert!(
@@ -281,7 +347,7 @@ VmFlags: rd ex mr mw me de sd
             "RssFile went from {before} KiB to {after} KiB after unmapping {released:?}"
         );
         // The code and data it unmapped come back on use: parse a listing again.
-        assert_eq!(clean_file_mappings(SMAPS).len(), 2);
+        assert_eq!(clean_file_mappings(SMAPS, &at_start()).len(), 2);
     }
 
     #[test]
