@@ -34,6 +34,14 @@ fn writes(metrics_port: u16, sink: &str) -> u64 {
         .sum()
 }
 
+/// One file sink in the plain format, `{dir}/alerts.txt`.
+const PLAIN_FILE_OUTPUT: &str = r#"
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/alerts.txt"
+"#;
+
 fn agent_line_ok(line: &str) -> bool {
     let mut parts = line.split('|');
     matches!(
@@ -283,12 +291,7 @@ path = "{dir}/rw/alerts.txt"
 #[test]
 fn sighup_keeps_the_old_config_when_broken_and_applies_a_valid_one() {
     let port = free_port("127.0.0.1");
-    let outputs = r#"
-[[output]]
-kind = "file"
-format = "plain"
-path = "{dir}/alerts.txt"
-"#;
+    let outputs = PLAIN_FILE_OUTPUT;
     let mut agent = Agent::start(&base_config("100ms", port, outputs));
     let file = agent.path("alerts.txt");
     let keys = |file: &std::path::Path| -> Vec<String> {
@@ -462,12 +465,7 @@ fn status_kib(pid: i32, field: &str) -> Option<u64> {
 #[test]
 fn start_up_pages_leave_the_resident_set_and_the_cycles_go_on() {
     let port = free_port("127.0.0.1");
-    let outputs = r#"
-[[output]]
-kind = "file"
-format = "plain"
-path = "{dir}/alerts.txt"
-"#;
+    let outputs = PLAIN_FILE_OUTPUT;
     let agent = Agent::start(&base_config("100ms", port, outputs));
     // What the releases so far unmapped, from their log lines (one per configuration,
     // half an interval after its first cycle).
