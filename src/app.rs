@@ -382,6 +382,11 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
 pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
     // Before any task can look a host name up (and so load an NSS module).
     let startup_files = memory::StartupFiles::record();
+    // Starting touches code all over the binary and its libraries, in steps that each run
+    // different code: parsing the command line and the configuration, planning the rules,
+    // then the first cycle. Unmapping the clean start-up pages after each step keeps the
+    // peak to the largest step instead of all of them together (bench/REPORT.md).
+    release_startup_pages(&startup_files, "loading the configuration");
     let metrics = Arc::new(Metrics::new());
     let root = CancellationToken::new();
     let mut reloads = match signals::install(root.clone()) {
@@ -411,6 +416,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
+        release_startup_pages(&startup_files, "planning the rules");
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
         agent.start_ping(&tasks, metrics.clone(), &generation);
         tasks.spawn(liveness::run(
@@ -451,7 +457,8 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
             tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
         // Half an interval after each cycle, once its sinks and state file are written,
         // the pages the cycle freed go back to the kernel; after the first, also the code
-        // and data pages that only starting this configuration touched.
+        // and data pages that only starting this configuration touched (the last step of
+        // `release_startup_pages`).
         let mut trimmer = tokio::time::interval_at(
             tokio::time::Instant::now() + config.agent.interval.get() / 2,
             config.agent.interval.get(),
@@ -500,13 +507,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     if !startup_pages_released {
                         // Once per configuration: its first cycle has run by now.
                         startup_pages_released = true;
-                        match memory::release_startup_pages(&startup_files) {
-                            Ok(r) => tracing::debug!(
-                                "unmapped {} KiB of start-up code and data in {} mappings",
-                                r.resident_kib, r.mappings
-                            ),
-                            Err(e) => tracing::debug!("cannot list this process's mappings: {e}"),
-                        }
+                        release_startup_pages(&startup_files, "the first cycle");
                     }
                 }
                 _ = ticker.tick() => {
@@ -525,6 +526,19 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
     tasks_shutdown(&tracker).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Unmaps the clean start-up pages ([`memory::release_startup_pages`]) once `after` is
+/// done, and says how much in the debug log.
+fn release_startup_pages(files: &memory::StartupFiles, after: &str) {
+    match memory::release_startup_pages(files) {
+        Ok(r) => tracing::debug!(
+            "unmapped {} KiB of start-up code and data in {} mappings after {after}",
+            r.resident_kib,
+            r.mappings
+        ),
+        Err(e) => tracing::debug!("cannot list this process's mappings: {e}"),
+    }
 }
 
 /// The self-metrics listener. It outlives reloads, and is moved only when a reload

@@ -15,8 +15,11 @@
 //!   its whole life, though a cycle runs a fraction of them: on bench/run.sh's footprint
 //!   configuration 4.3 of the binary's 4.6 MiB of code, all 408 KiB of its relocation
 //!   table, and 1.4 MiB of libc. [`release_startup_pages`] unmaps the resident pages of
-//!   every clean read-only file mapping once a configuration has run its first cycle;
-//!   the following cycles map back, from the page cache, only what they execute.
+//!   every clean read-only file mapping; `app::run` calls it after each step of starting a
+//!   configuration (loading it, planning its rules, its first cycle), so the peak is the
+//!   largest step's pages rather than all of them (each step maps most of the binary's
+//!   code again: 5–6 MiB), and the following cycles map back, from the page cache, only
+//!   what they execute.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
