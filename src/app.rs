@@ -386,7 +386,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
     // different code: parsing the command line and the configuration, planning the rules,
     // then the first cycle. Unmapping the clean start-up pages after each step keeps the
     // peak to the largest step instead of all of them together (bench/REPORT.md).
-    release_startup_pages(&startup_files, "loading the configuration");
+    release_startup_pages_after(&startup_files, "loading the configuration");
     let metrics = Arc::new(Metrics::new());
     let root = CancellationToken::new();
     let mut reloads = match signals::install(root.clone()) {
@@ -416,7 +416,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
-        release_startup_pages(&startup_files, "planning the rules");
+        release_startup_pages_after(&startup_files, "planning the rules");
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
         agent.start_ping(&tasks, metrics.clone(), &generation);
         tasks.spawn(liveness::run(
@@ -458,7 +458,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         // Half an interval after each cycle, once its sinks and state file are written,
         // the pages the cycle freed go back to the kernel; after the first, also the code
         // and data pages that only starting this configuration touched (the last step of
-        // `release_startup_pages`).
+        // `release_startup_pages_after`).
         let mut trimmer = tokio::time::interval_at(
             tokio::time::Instant::now() + config.agent.interval.get() / 2,
             config.agent.interval.get(),
@@ -507,7 +507,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     if !startup_pages_released {
                         // Once per configuration: its first cycle has run by now.
                         startup_pages_released = true;
-                        release_startup_pages(&startup_files, "the first cycle");
+                        release_startup_pages_after(&startup_files, "the first cycle");
                     }
                 }
                 _ = ticker.tick() => {
@@ -530,7 +530,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
 
 /// Unmaps the clean start-up pages ([`memory::release_startup_pages`]) once `after` is
 /// done, and says how much in the debug log.
-fn release_startup_pages(files: &memory::StartupFiles, after: &str) {
+fn release_startup_pages_after(files: &memory::StartupFiles, after: &str) {
     match memory::release_startup_pages(files) {
         Ok(r) => tracing::debug!(
             "unmapped {} KiB of start-up code and data in {} mappings after {after}",

@@ -425,11 +425,14 @@ mod tests {
             let (mut conn, _) = listener.accept().await.unwrap();
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let end = loop {
+                if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break end;
+                }
                 let n = conn.read(&mut buf).await.unwrap();
                 assert!(n > 0, "the client closed before its request head");
                 request.extend_from_slice(&buf[..n]);
-            }
+            };
             let body = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
             let answer = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
@@ -437,7 +440,6 @@ mod tests {
                 body.len()
             );
             conn.write_all(answer.as_bytes()).await.unwrap();
-            let end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
             String::from_utf8_lossy(&request[..end]).to_lowercase()
         });
         let answer = Server::new(config, 1024)
