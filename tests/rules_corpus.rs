@@ -1,4 +1,4 @@
-//! Every alert and recording expression of every upstream rule file in ../shared/tidb-rules
+//! Every alert and recording expression of every upstream rule file in tests/data/upstream
 //! goes through the host rewriter (SPEC §3). Each output parses again, with the host matcher
 //! on every selector; promtool accepts a rule file of all the outputs. The upstream
 //! expressions that are not valid PromQL are listed below with their exact error.

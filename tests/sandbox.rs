@@ -291,7 +291,7 @@ struct Rule {
     expr: String,
 }
 
-/// Issue 3's table: (key, file in ../shared/tidb-rules, alert). Key 32 is computed by the
+/// Issue 3's table: (key, file in tests/data/upstream, alert). Key 32 is computed by the
 /// daemon and has no PromQL.
 const CATALOG: [(&str, &str, &str); 38] = [
     (

@@ -1,5 +1,5 @@
 //! What each fake exporter serves: the real metric names that the 41 catalog rules query
-//! (see issue 3's table and ../shared/tidb-rules/), with healthy values, so that every rule
+//! (see issue 3's table and tests/data/upstream/), with healthy values, so that every rule
 //! is false until a test injects a fault.
 //!
 //! Counters that a rule wants to see *grow* (keep-alive, GC tasks) grow steadily. The rates

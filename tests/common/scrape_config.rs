@@ -1,5 +1,5 @@
 //! The sandbox's prometheus.yml and blackbox.yml, modelled on TiUP's templates
-//! (../shared/tidb-rules/prometheus.yml.tpl and blackbox.yml.tpl): the same jobs, groups and
+//! (tests/data/upstream/prometheus.yml.tpl and blackbox.yml.tpl): the same jobs, groups and
 //! relabelling, with 1 s intervals, no TLS, and a `view` parameter on component jobs.
 //!
 //! As in TiUP (`pkg/cluster/spec/monitoring.go`), the port probes target each component's
