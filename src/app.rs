@@ -18,7 +18,7 @@ use crate::config::{self, ClusterReporter, Config, FormatKind};
 use crate::discovery::{addresses, components};
 use crate::evaluation::state::{self, SavedState};
 use crate::evaluation::{Evaluator, PlannedRule};
-use crate::lifecycle::{logging, memory, notify, signals};
+use crate::lifecycle::{heap, logging, notify, signals};
 use crate::metrics::Metrics;
 use crate::output::{Outputs, format};
 use crate::prometheus::pair::PairError;
@@ -380,13 +380,6 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
 
 /// `run`: the daemon.
 pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
-    // Before any task can look a host name up (and so load an NSS module).
-    let startup_files = memory::StartupFiles::record();
-    // Starting touches code all over the binary and its libraries, in steps that each run
-    // different code: parsing the command line and the configuration, planning the rules,
-    // then the first cycle. Unmapping the clean start-up pages after each step keeps the
-    // peak to the largest step instead of all of them together (bench/REPORT.md).
-    release_startup_pages_after(&startup_files, "loading the configuration");
     let metrics = Arc::new(Metrics::new());
     let root = CancellationToken::new();
     let mut reloads = match signals::install(root.clone()) {
@@ -416,7 +409,6 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
-        release_startup_pages_after(&startup_files, "planning the rules");
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &generation);
         agent.start_ping(&tasks, metrics.clone(), &generation);
         tasks.spawn(liveness::run(
@@ -456,15 +448,12 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
         let mut watchdog =
             tokio::time::interval(notify::watchdog_period().unwrap_or(Duration::from_secs(3600)));
         // Half an interval after each cycle, once its sinks and state file are written,
-        // the pages the cycle freed go back to the kernel; after the first, also the code
-        // and data pages that only starting this configuration touched (the last step of
-        // `release_startup_pages_after`).
+        // the pages the cycle freed go back to the kernel.
         let mut trimmer = tokio::time::interval_at(
             tokio::time::Instant::now() + config.agent.interval.get() / 2,
             config.agent.interval.get(),
         );
         trimmer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut startup_pages_released = false;
         loop {
             tokio::select! {
                 biased;
@@ -502,14 +491,7 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
                     }
                 }
                 _ = watchdog.tick() => notify::watchdog(),
-                _ = trimmer.tick() => {
-                    memory::release_free_heap();
-                    if !startup_pages_released {
-                        // Once per configuration: its first cycle has run by now.
-                        startup_pages_released = true;
-                        release_startup_pages_after(&startup_files, "the first cycle");
-                    }
-                }
+                _ = trimmer.tick() => heap::release_free_pages(),
                 _ = ticker.tick() => {
                     let started = Instant::now();
                     let snapshot = agent.cycle().await;
@@ -526,19 +508,6 @@ pub async fn run(path: PathBuf, mut config: Config) -> ExitCode {
     tasks_shutdown(&tracker).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
-}
-
-/// Unmaps the clean start-up pages ([`memory::release_startup_pages`]) once `after` is
-/// done, and says how much in the debug log.
-fn release_startup_pages_after(files: &memory::StartupFiles, after: &str) {
-    match memory::release_startup_pages(files) {
-        Ok(r) => tracing::debug!(
-            "unmapped {} KiB of start-up code and data in {} mappings after {after}",
-            r.resident_kib,
-            r.mappings
-        ),
-        Err(e) => tracing::debug!("cannot list this process's mappings: {e}"),
-    }
 }
 
 /// The self-metrics listener. It outlives reloads, and is moved only when a reload
