@@ -2,26 +2,33 @@
 //! and hands the host's monitoring agent one 0/1 value per alert key.
 //!
 //! Module map (see `docs/architecture.md`):
+//! - [`cli`]: clap definitions.
 //! - [`config`]: the serde tree, parse-checked newtypes and cross-field validation.
 //! - [`promql`]: the pure host-scoping rewriter on promql-parser's AST.
-//! - [`rules`]: the built-in catalog, rule files, key naming, `explain`.
+//! - [`rules`]: the built-in catalog, rule files, `disable` and `override`.
 //! - [`plan`]: config + rules + addresses → the exact queries a cycle sends.
 //! - [`prometheus`]: one server's client, the HA pair, the liveness probe.
-//! - [`discovery`]: host addresses and components.
-//! - [`evaluation`]: the `for` state machine, the cycle, the state file.
-//! - [`forward`]: Alertmanager polling, merge/dedupe, spool, exec and HTTP targets.
+//! - [`discovery`]: host addresses, components, ping targets.
+//! - [`evaluation`]: the evaluator, the `for` state machine, the cycle and its snapshot,
+//!   the state file.
 //! - [`snapshot`]: the keys, values and states one cycle reports.
 //! - [`output`]: formats and sinks.
 //! - [`ping`]: concurrent ICMP rounds, ping keys, the slow-ping record, `ping`.
+//! - [`forward`]: Alertmanager polling, merge/dedupe, spool, exec and HTTP targets.
 //! - [`metrics`]: self-metrics (always counted, served when configured).
-//! - [`lifecycle`]: logging, signals, systemd notify.
-//! - [`app`]: builds every task from the config; reload and shutdown.
-//! - [`cli`]: clap definitions.
+//! - [`lifecycle`]: logging, signals, systemd notify, the allocator's free pages.
+//! - [`atomic_file`]: files replaced atomically, never through a planted link.
+//! - [`error`]: an error with its causes, for the top to print.
+//! - [`daemon`]: generations, reload and shutdown: the `run` command.
+//! - [`commands`]: `check`, `explain` and `once`.
 
-pub mod app;
+pub mod atomic_file;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod discovery;
+pub mod error;
 pub mod evaluation;
 pub mod forward;
 pub mod lifecycle;

@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tidb_host_agent::app;
 use tidb_host_agent::cli::{Cli, Command};
+use tidb_host_agent::commands::{self, EXIT_RUNTIME, EXIT_USAGE};
+use tidb_host_agent::config::Purpose;
+use tidb_host_agent::daemon;
 use tidb_host_agent::lifecycle::logging;
 
 fn main() -> ExitCode {
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(app::EXIT_RUNTIME);
+            return ExitCode::from(EXIT_RUNTIME);
         }
     };
     // One-shot commands that need no configuration.
@@ -49,28 +51,33 @@ fn main() -> ExitCode {
         other => other,
     };
     let path = command.config_override().cloned().unwrap_or(cli.config);
-    let config = match app::load_config(&path) {
+    // `once`, `explain` and `alerts` print to stdout and need no sink.
+    let purpose = match command {
+        Command::Run(_) | Command::Check { .. } => Purpose::Daemon,
+        _ => Purpose::OneShot,
+    };
+    let config = match commands::load_config(&path, purpose) {
         Ok(c) => c,
         Err(code) => return code,
     };
     match command {
         Command::Run(_) => {
             let _guard = logging::init(&config.log);
-            runtime.block_on(app::run(path, config))
+            runtime.block_on(daemon::run(path, config))
         }
         Command::Check { connect, .. } => {
             logging::init_stderr();
-            runtime.block_on(app::check(&path, config, connect))
+            runtime.block_on(commands::check::run(&path, config, connect))
         }
-        Command::Explain { addresses, .. } => app::explain(&path, &config, &addresses),
+        Command::Explain { addresses, .. } => commands::explain::run(&path, &config, &addresses),
         Command::Once { format, .. } => {
             logging::init_stderr();
-            runtime.block_on(app::once(config, format.into()))
+            runtime.block_on(commands::once::run(config, format.into()))
         }
         Command::Alerts { args, .. } => {
             logging::init_stderr();
             runtime.block_on(tidb_host_agent::forward::cli::main(&config, args))
         }
-        Command::Ping(_) => ExitCode::from(2), // handled above
+        Command::Ping(_) => ExitCode::from(EXIT_USAGE), // handled above
     }
 }

@@ -1,70 +1,133 @@
 //! From config to the exact queries a cycle sends: rules loaded, disabled and
-//! overridden, each host-scoped rule rewritten to this host's addresses.
+//! overridden, each host-scoped rule rewritten to this host's addresses. `explain`
+//! prints this plan, and the cycle runs it.
 
-use crate::config::{Config, RuleScope as ConfigScope};
-use crate::evaluation::{PlannedRule, RuleScope};
-use crate::promql::HostScope;
-use crate::rules::{self, LoadOptions, RuleOverride, Scope};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::promql::{HostScope, PromqlError};
+use crate::rules::{self, LoadError, LoadOptions, RuleSet, Scope};
+
+/// One key as the daemon runs it: its rule, and the exact PromQL it sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRule {
+    pub key: String,
+    pub component: String,
+    pub level: String,
+    pub for_: Duration,
+    /// `Host` rules are rewritten to this host; `Cluster` rules run unmodified on cluster
+    /// reporters; the `Computed` key is the daemon's own (no query).
+    pub scope: Scope,
+    /// The query sent; empty for the computed key.
+    pub query: String,
+    /// The file the rule came from.
+    pub source: String,
+    /// An instant-vector expression, so it can share a query with others
+    /// ([`crate::prometheus::batch`]).
+    pub batchable: bool,
+}
 
 /// Everything a cycle needs to know about rules, computed once per configuration.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// This host's matcher, added to every selector of a host rule.
+    pub host: HostScope,
+    /// Every key, in rule-set order (the catalog's, then the user files').
     pub rules: Vec<PlannedRule>,
+    /// Keys turned off by `[rules] disable`.
+    pub disabled: Vec<String>,
     /// `count by (group) (probe_success{HOST})`.
     pub detect_groups: String,
     /// `count by (job) (up{HOST})`.
     pub detect_jobs: String,
-    pub prometheus_key: String,
-    pub prometheus_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Rules(#[from] LoadError),
+    #[error("[host] addresses")]
+    Host(#[source] PromqlError),
+    #[error("rule {key} ({origin}) cannot be scoped to this host")]
+    Rewrite {
+        key: String,
+        origin: String,
+        #[source]
+        source: PromqlError,
+    },
 }
 
 impl Plan {
-    pub fn build(config: &Config, addresses: &[String]) -> Result<Plan, String> {
-        let options = load_options(config);
-        let set = rules::load(&options).map_err(|e| e.to_string())?;
-        let scope = HostScope::new(&config.host.label, addresses).map_err(|e| e.to_string())?;
-        let mut planned = Vec::new();
-        let mut prometheus_key = rules::KeyTemplate::parse(&config.agent.key_template)
-            .map_err(|e| e.to_string())?
-            .key(&config.agent.product, "prometheus", "Prometheus_is_down");
-        let mut prometheus_level = "critical".to_string();
-        for rule in set.rules().iter().cloned() {
-            let scope_kind = match rule.scope {
-                Scope::Computed => {
-                    prometheus_key = rule.key.clone();
-                    prometheus_level = rule.level.clone();
-                    continue;
-                }
-                Scope::Host => RuleScope::Host,
-                Scope::Cluster => RuleScope::Cluster,
-            };
-            let query = match scope_kind {
-                RuleScope::Host => scope
+    /// Loads the rules `config` names and plans them for `addresses`.
+    pub fn build(config: &Config, addresses: &[String]) -> Result<Plan, PlanError> {
+        let set = rules::load(&load_options(config))?;
+        let host = HostScope::new(&config.host.label, addresses).map_err(PlanError::Host)?;
+        Plan::new(&set, host)
+    }
+
+    /// Plans `set` for `host`.
+    pub fn new(set: &RuleSet, host: HostScope) -> Result<Plan, PlanError> {
+        let mut planned = Vec::with_capacity(set.len());
+        for rule in set.rules() {
+            let query = match rule.scope {
+                Scope::Host => host
                     .rewrite(&rule.expr)
-                    .map_err(|e| format!("rule {} ({}): {e}", rule.key, rule.source))?,
-                RuleScope::Cluster => rule.expr.clone(),
+                    .map_err(|source| PlanError::Rewrite {
+                        key: rule.key.clone(),
+                        origin: rule.source.clone(),
+                        source,
+                    })?,
+                Scope::Cluster => rule.expr.clone(),
+                Scope::Computed => String::new(),
             };
             planned.push(PlannedRule {
-                key: rule.key,
-                component: rule.component,
-                level: rule.level,
+                key: rule.key.clone(),
+                component: rule.component.clone(),
+                level: rule.level.clone(),
                 for_: rule.for_,
-                scope: scope_kind,
+                scope: rule.scope,
                 query,
-                batchable: rule.instant_vector,
+                source: rule.source.clone(),
+                batchable: rule.instant_vector && rule.scope != Scope::Computed,
             });
         }
-        let detect = |q: &str| scope.rewrite(q).map_err(|e| e.to_string());
+        let detect = |q: &str| host.rewrite(q).map_err(PlanError::Host);
         Ok(Plan {
-            rules: planned,
             detect_groups: detect("count by (group) (probe_success)")?,
             detect_jobs: detect("count by (job) (up)")?,
-            prometheus_key,
-            prometheus_level,
+            rules: planned,
+            disabled: set.disabled().to_vec(),
+            host,
         })
+    }
+
+    /// The rules a cycle sends to Prometheus.
+    pub fn evaluated(&self) -> Vec<PlannedRule> {
+        self.rules
+            .iter()
+            .filter(|r| r.scope != Scope::Computed)
+            .cloned()
+            .collect()
+    }
+
+    /// The key and level of `Prometheus_is_down` (SPEC §6): the catalog's, or the
+    /// template's with level `critical` when the catalog entry is disabled.
+    pub fn prometheus_key(&self, config: &Config) -> (String, String) {
+        match self.rules.iter().find(|r| r.scope == Scope::Computed) {
+            Some(rule) => (rule.key.clone(), rule.level.clone()),
+            None => (
+                config.agent.key_template.key(
+                    &config.agent.product,
+                    "prometheus",
+                    "Prometheus_is_down",
+                ),
+                "critical".to_owned(),
+            ),
+        }
     }
 }
 
+/// What the configuration says about rules, for [`rules::load`].
 pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         product: config.agent.product.clone(),
@@ -78,13 +141,10 @@ pub fn load_options(config: &Config) -> LoadOptions {
             .map(|(k, o)| {
                 (
                     k.clone(),
-                    RuleOverride {
+                    rules::RuleOverride {
                         for_: o.for_.map(|d| d.get()),
                         level: o.level.clone(),
-                        scope: o.scope.map(|s| match s {
-                            ConfigScope::Host => Scope::Host,
-                            ConfigScope::Cluster => Scope::Cluster,
-                        }),
+                        scope: o.scope,
                     },
                 )
             })

@@ -5,8 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use tidb_host_agent::commands::explain::render;
+use tidb_host_agent::plan::Plan;
 use tidb_host_agent::promql::HostScope;
-use tidb_host_agent::rules::{LoadOptions, assemble, explain};
+use tidb_host_agent::rules::{LoadOptions, assemble};
 
 const GOLDEN: &str = "tests/fixtures/explain-10.0.1.5.golden";
 
@@ -20,7 +22,11 @@ fn explain_for_10_0_1_5_matches_the_golden_file() {
         Ok(host) => host,
         Err(e) => panic!("{e}"),
     };
-    let actual = explain(&rules, &host);
+    let plan = match Plan::new(&rules, host) {
+        Ok(plan) => plan,
+        Err(e) => panic!("{e}"),
+    };
+    let actual = render(&plan);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         if let Err(e) = std::fs::write(&path, &actual) {

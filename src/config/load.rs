@@ -61,11 +61,25 @@ impl fmt::Display for Problems {
     }
 }
 
-/// Reads and validates the config at `path`.
+/// What the configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run` and `check`: the daemon hands its snapshots to sinks, so it needs one.
+    Daemon,
+    /// `once`, `explain` and `alerts` print to stdout, and need no `[[output]]`.
+    OneShot,
+}
+
+/// Reads and validates the config at `path` for the daemon.
 pub fn load(path: &Path) -> Result<Config, Problems> {
+    load_for(path, Purpose::Daemon)
+}
+
+/// Reads and validates the config at `path` for `purpose`.
+pub fn load_for(path: &Path, purpose: Purpose) -> Result<Config, Problems> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &name),
+        Ok(text) => load_str_for(&text, &name, purpose),
         Err(e) => Err(Problems(vec![Problem {
             file: name,
             line: 0,
@@ -76,8 +90,13 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
     }
 }
 
-/// Validates `text` as a config; `file` names it in problems.
+/// Validates `text` as a config for the daemon; `file` names it in problems.
 pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
+    load_str_for(text, file, Purpose::Daemon)
+}
+
+/// Validates `text` as a config for `purpose`; `file` names it in problems.
+pub fn load_str_for(text: &str, file: &str, purpose: Purpose) -> Result<Config, Problems> {
     let original = match Document::parse(text.to_owned()) {
         Ok(doc) => doc,
         Err(e) => {
@@ -161,6 +180,19 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, Problems> {
     }
 
     if let Some(config) = &config {
+        // An `[[output]]` that failed to deserialize was removed: it is not missing.
+        let output_removed = removed
+            .iter()
+            .any(|r| r.first() == Some(&Segment::key("output")));
+        if purpose == Purpose::Daemon && config.outputs.is_empty() && !output_removed {
+            problems.push(Problem {
+                file: file.to_owned(),
+                line: 1,
+                column: 1,
+                key: String::new(),
+                message: "no [[output]] section: add at least one sink, e.g. [[output]] kind = \"stdout\"".into(),
+            });
+        }
         for (path, message) in validate::validate(config) {
             // A key that failed to deserialize was replaced by its default; checking
             // the default would only add noise.

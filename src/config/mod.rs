@@ -4,6 +4,7 @@
 //! `config.example.toml` at the repository root documents every key; keep the two in step.
 
 mod duration;
+mod key_template;
 mod load;
 mod validate;
 
@@ -15,7 +16,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 pub use duration::Duration;
-pub use load::{Problem, Problems, load, load_str};
+pub use key_template::{DEFAULT_KEY_TEMPLATE, KeyTemplate, key_part};
+pub use load::{Problem, Problems, Purpose, load, load_for, load_str, load_str_for};
 
 /// Where the daemon looks for its config unless `-c` or `$TIDB_HOST_AGENT_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/tidb-host-agent/config.toml";
@@ -41,7 +43,7 @@ pub struct AgentConfig {
     /// First part of every key.
     pub product: String,
     /// How keys are built from `{product}`, `{component}` and `{alert}`.
-    pub key_template: String,
+    pub key_template: KeyTemplate,
     /// Cycle period.
     pub interval: Duration,
     /// Rules evaluated at once.
@@ -58,7 +60,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             product: "TiDB".into(),
-            key_template: "{product}.{component}.{alert}".into(),
+            key_template: KeyTemplate::default(),
             interval: Duration::from_secs(15),
             max_concurrency: 16,
             state_dir: PathBuf::from("/var/lib/tidb-host-agent"),
@@ -322,15 +324,7 @@ pub struct RuleOverrideConfig {
     #[serde(rename = "for")]
     pub for_: Option<Duration>,
     pub level: Option<String>,
-    pub scope: Option<RuleScope>,
-}
-
-/// A rule's scope as operators may write it in an override.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuleScope {
-    Host,
-    Cluster,
+    pub scope: Option<crate::rules::Scope>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -541,4 +535,43 @@ fn default_forward_timeout() -> Duration {
 pub struct MetricsConfig {
     /// e.g. "127.0.0.1:9555"; unset means no self-metrics endpoint.
     pub listen: Option<String>,
+}
+
+/// `url` as logs, metric labels and error messages may show it: without user info, and
+/// with any query string (which often carries a token) replaced by `?…`. Not a URL at
+/// all: `<invalid URL>`, since the text itself may hold a secret.
+pub fn redacted_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            let had_query = parsed.query().is_some();
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let mut shown = parsed.as_str().trim_end_matches('/').to_owned();
+            if had_query {
+                shown.push_str("?…");
+            }
+            shown
+        }
+        Err(_) => "<invalid URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn urls_lose_their_secrets_for_display() {
+        assert_eq!(
+            redacted_url("https://user:pw@prom.example:9090/prefix/"),
+            "https://prom.example:9090/prefix"
+        );
+        assert_eq!(
+            redacted_url("http://127.0.0.1:1988/v1/push?token=s3cret#x"),
+            "http://127.0.0.1:1988/v1/push?…"
+        );
+        assert_eq!(redacted_url("not a url with s3cret"), "<invalid URL>");
+    }
 }

@@ -57,34 +57,6 @@ fn agent(config: &Config, found: &mut Found) {
     if a.product.is_empty() {
         found.push((path(&["agent", "product"]), "must not be empty".into()));
     }
-    if !a.key_template.contains("{alert}") {
-        found.push((
-            path(&["agent", "key_template"]),
-            format!(
-                "`{}` lacks {{alert}}: every key must name its alert; placeholders are {{product}}, {{component}} and {{alert}}",
-                a.key_template
-            ),
-        ));
-    }
-    let unknown: Vec<&str> = placeholders(&a.key_template)
-        .filter(|p| !matches!(*p, "product" | "component" | "alert"))
-        .collect();
-    if !unknown.is_empty() {
-        found.push((
-            path(&["agent", "key_template"]),
-            format!(
-                "unknown placeholder {{{}}}; placeholders are {{product}}, {{component}} and {{alert}}",
-                unknown.join("}, {")
-            ),
-        ));
-    }
-}
-
-fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
 }
 
 fn host(config: &Config, found: &mut Found) {
@@ -262,13 +234,6 @@ fn ping(config: &Config, found: &mut Found) {
 }
 
 fn outputs(config: &Config, found: &mut Found) {
-    if config.outputs.is_empty() {
-        found.push((
-            Vec::new(),
-            "no [[output]] section: add at least one sink, e.g. [[output]] kind = \"stdout\""
-                .into(),
-        ));
-    }
     let mut paths = BTreeMap::new();
     for (i, o) in config.outputs.iter().enumerate() {
         let at = |k: &str| indexed("output", i, k);

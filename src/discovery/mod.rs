@@ -1,5 +1,9 @@
-//! What this host is: its addresses ([`addresses`]) and the TiDB components running on
-//! it ([`components`]).
+//! What this host is: its addresses ([`addresses`]), the TiDB components running on it
+//! ([`components`], [`detector`]), and the hosts to ping ([`ping_targets`]).
 
 pub mod addresses;
 pub mod components;
+pub mod detector;
+pub mod ping_targets;
+
+pub use detector::ComponentDetector;

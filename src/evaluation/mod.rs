@@ -1,9 +1,12 @@
-//! The cycle: evaluate the host's rules on the pair, run them through the `for` state
-//! machine, and build the snapshot entries.
+//! The cycle: evaluate the host's rules on the pair ([`Evaluator`]), run them through the
+//! `for` state machine ([`ForState`]), assemble the snapshot ([`HostCycle`]), and keep the
+//! state file ([`state`]).
 
-pub mod cycle;
+pub mod evaluator;
 pub mod for_state;
+pub mod host_cycle;
 pub mod state;
 
-pub use cycle::{Evaluator, PlannedRule, RuleScope};
+pub use evaluator::Evaluator;
 pub use for_state::{ForState, Observation};
+pub use host_cycle::HostCycle;

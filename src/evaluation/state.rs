@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::FutureExt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::ForState;
 use crate::discovery::components::StickyComponents;
@@ -73,12 +75,129 @@ pub fn save(path: &Path, state: &SavedState) -> std::io::Result<()> {
     let mut state = state.clone();
     state.version = VERSION;
     let bytes = serde_json::to_vec(&state).map_err(std::io::Error::other)?;
-    crate::output::write_atomically(path, &bytes, 0o640)
+    crate::atomic_file::replace(path, &bytes, 0o640, crate::atomic_file::Durability::Atomic)
+}
+
+/// A state file unchanged for this long (or half of `state_max_age`, if shorter) is
+/// written again, to refresh its `saved_at`: the age checked against `state_max_age` at
+/// start.
+const STATE_REFRESH: Duration = Duration::from_secs(60);
+
+/// Schedules the state file's writes: on the blocking pool after a cycle, when the state
+/// changed or the file is [`STATE_REFRESH`] old, so that a TiDB host's disk sees about one
+/// fsync a minute from it; and at once, waiting for it, at exit and before a reload.
+pub struct StateWriter {
+    path: PathBuf,
+    refresh: Duration,
+    /// The write started after the last cycle, if any; true once written.
+    pending: Option<tokio::task::JoinHandle<bool>>,
+    /// The state last written (without its `saved_at`), and when.
+    last: Option<(SavedState, Instant)>,
+}
+
+impl StateWriter {
+    pub fn new(state_dir: &Path, state_max_age: Duration) -> Self {
+        let path = path_in(state_dir);
+        crate::atomic_file::remove_leftovers(&path);
+        Self {
+            path,
+            refresh: STATE_REFRESH.min(state_max_age / 2),
+            pending: None,
+            last: None,
+        }
+    }
+
+    /// Saves `state` now and waits for it. Failures are logged, never fatal.
+    pub async fn save_now(&mut self, state: &SavedState) {
+        if let Some(pending) = self.pending.take() {
+            let _ = pending.await;
+        }
+        let mut state = state.clone();
+        state.saved_at = Some(Timestamp::now());
+        write_logged(&self.path, &state);
+    }
+
+    /// Saves `state` on the blocking pool when it is due: the fsync of an atomic write
+    /// takes milliseconds of CPU and tens of milliseconds on a busy disk, and the cycle
+    /// must not wait for it.
+    pub fn save_in_background(&mut self, state: &SavedState) {
+        if let Some(pending) = &self.pending {
+            if !pending.is_finished() {
+                // The next cycle saves a newer state anyway.
+                return;
+            }
+            let written = self
+                .pending
+                .take()
+                .and_then(FutureExt::now_or_never)
+                .is_some_and(|r| r.unwrap_or(false));
+            if !written {
+                self.last = None;
+            }
+        }
+        let mut state = state.clone();
+        state.saved_at = None;
+        if !write_due(self.last.as_ref(), &state, Instant::now(), self.refresh) {
+            return;
+        }
+        self.last = Some((state.clone(), Instant::now()));
+        state.saved_at = Some(Timestamp::now());
+        let path = self.path.clone();
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            write_logged(&path, &state)
+        }));
+    }
+}
+
+/// Whether `current` (without its `saved_at`) must be written: it differs from the state
+/// last written, or that write is `refresh` old, or nothing was written yet.
+fn write_due(
+    last: Option<&(SavedState, Instant)>,
+    current: &SavedState,
+    now: Instant,
+    refresh: Duration,
+) -> bool {
+    match last {
+        Some((written, at)) => written != current || now.duration_since(*at) >= refresh,
+        None => true,
+    }
+}
+
+/// Writes the state file; false (and a warning) when it could not.
+fn write_logged(path: &Path, state: &SavedState) -> bool {
+    match save(path, state) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot save state to {}: {e}", path.display());
+            false
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_is_written_when_it_changes_or_ages() {
+        let t0 = Instant::now();
+        let refresh = Duration::from_secs(60);
+        let quiet = SavedState::default();
+        let mut changed = SavedState::default();
+        changed.keys.insert(
+            "TiDB.tikv.TiKV_server_is_down".into(),
+            ForState::Pending {
+                since: Timestamp::UNIX_EPOCH,
+            },
+        );
+        assert!(write_due(None, &quiet, t0, refresh));
+        let last = (quiet.clone(), t0);
+        let soon = t0 + Duration::from_secs(59);
+        assert!(!write_due(Some(&last), &quiet, soon, refresh));
+        assert!(write_due(Some(&last), &changed, soon, refresh));
+        let later = t0 + refresh;
+        assert!(write_due(Some(&last), &quiet, later, refresh));
+    }
 
     #[test]
     fn round_trip_and_age() {

@@ -113,87 +113,139 @@ impl Wakers {
     }
 }
 
-/// The daemon task: polls every `poll_interval`, serves the receiver when `listen` is
-/// set, and delivers until `shutdown`; returns once every sub-task has stopped. Returns
-/// at once when forwarding is off (no servers and no `listen`). `state_dir` holds the
-/// spool unless `spool_dir` is set. Each attempt is counted in `metrics`.
+/// Forwarding, built from its configuration: the targets' templates and the servers'
+/// clients (secret files, CA, headers) are checked before anything runs, so that a
+/// reload can refuse a configuration whose forwarding would fail.
+pub struct Forwarder {
+    config: AlertmanagerConfig,
+    spool_dir: PathBuf,
+    targets: Vec<target::Target>,
+    clients: Vec<AlertmanagerClient>,
+}
+
+impl Forwarder {
+    /// `None` when forwarding is off (no servers and no `listen`). `state_dir` holds the
+    /// spool unless `spool_dir` is set.
+    pub fn build(
+        config: &AlertmanagerConfig,
+        state_dir: &std::path::Path,
+    ) -> Result<Option<Self>, Vec<ForwardError>> {
+        if config.servers.is_empty() && config.listen.is_none() {
+            return Ok(None);
+        }
+        let mut problems = Vec::new();
+        let targets = target::build(&config.forwards)
+            .map_err(|e| problems.push(ForwardError::from(e)))
+            .unwrap_or_default();
+        let mut clients = Vec::new();
+        for server in &config.servers {
+            match AlertmanagerClient::new(server, config) {
+                Ok(client) => clients.push(client),
+                Err(e) => problems.push(e.into()),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Some(Self {
+            spool_dir: config
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| state_dir.join("spool")),
+            config: config.clone(),
+            targets,
+            clients,
+        }))
+    }
+
+    /// The daemon task: polls every `poll_interval`, serves the receiver when `listen` is
+    /// set, and delivers until `shutdown`; returns once every sub-task has stopped. Each
+    /// attempt is counted in `metrics`.
+    pub async fn run(
+        self,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<(), ForwardError> {
+        let Self {
+            config,
+            spool_dir,
+            targets,
+            clients,
+        } = self;
+        let spool = Spool::open(&spool_dir)?;
+        let known = spool.load_known();
+        tracing::info!(
+            spool = %spool_dir.display(),
+            pending = spool.len(),
+            known_alerts = known.alerts.len(),
+            targets = targets.len(),
+            "alert forwarding started"
+        );
+        let retention = config.max_age.get().max(MIN_RETENTION);
+        let pipeline = Arc::new(Mutex::new(Pipeline {
+            spool,
+            known,
+            retention,
+            unsaved: false,
+        }));
+        let target_names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
+        let notifies: Vec<Arc<Notify>> = targets.iter().map(|_| Arc::new(Notify::new())).collect();
+        let wakers = Wakers(Arc::new(notifies.clone()));
+        let backoff = Backoff {
+            initial: config.retry_initial.get(),
+            max: config.retry_max.get(),
+        };
+
+        let tracker = TaskTracker::new();
+        if let Some(listen) = &config.listen {
+            let listener = receiver::bind(listen).await?;
+            tracker.spawn(receiver::serve(
+                listener,
+                Arc::clone(&pipeline),
+                wakers.clone(),
+                shutdown.clone(),
+            ));
+        }
+        for (target, wake) in targets.into_iter().zip(notifies) {
+            tracker.spawn(deliver::run_target(
+                target,
+                Arc::clone(&pipeline),
+                wake,
+                Arc::clone(&target_names),
+                backoff,
+                Arc::clone(&metrics),
+                shutdown.clone(),
+            ));
+        }
+        tracker.close();
+        poll_loop(
+            &config,
+            &clients,
+            &pipeline,
+            &wakers,
+            &target_names,
+            &shutdown,
+        )
+        .await;
+        tracker.wait().await;
+        tracing::info!("alert forwarding stopped");
+        Ok(())
+    }
+}
+
+/// Builds and runs forwarding in one step; a configuration problem ends it with the first
+/// one found.
 pub async fn run(
     config: AlertmanagerConfig,
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), ForwardError> {
-    if config.servers.is_empty() && config.listen.is_none() {
-        return Ok(());
+    match Forwarder::build(&config, &state_dir) {
+        Ok(Some(forwarder)) => forwarder.run(metrics, shutdown).await,
+        Ok(None) => Ok(()),
+        Err(mut problems) => Err(problems.remove(0)),
     }
-    let spool_dir = config
-        .spool_dir
-        .clone()
-        .unwrap_or_else(|| state_dir.join("spool"));
-    let targets = target::build(&config.forwards)?;
-    let clients = config
-        .servers
-        .iter()
-        .map(|server| AlertmanagerClient::new(server, &config))
-        .collect::<Result<Vec<_>, _>>()?;
-    let spool = Spool::open(&spool_dir)?;
-    let known = spool.load_known();
-    tracing::info!(
-        spool = %spool_dir.display(),
-        pending = spool.len(),
-        known_alerts = known.alerts.len(),
-        targets = targets.len(),
-        "alert forwarding started"
-    );
-    let retention = config.max_age.get().max(MIN_RETENTION);
-    let pipeline = Arc::new(Mutex::new(Pipeline {
-        spool,
-        known,
-        retention,
-        unsaved: false,
-    }));
-    let target_names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
-    let notifies: Vec<Arc<Notify>> = targets.iter().map(|_| Arc::new(Notify::new())).collect();
-    let wakers = Wakers(Arc::new(notifies.clone()));
-    let backoff = Backoff {
-        initial: config.retry_initial.get(),
-        max: config.retry_max.get(),
-    };
-
-    let tracker = TaskTracker::new();
-    if let Some(listen) = &config.listen {
-        let listener = receiver::bind(listen).await?;
-        tracker.spawn(receiver::serve(
-            listener,
-            Arc::clone(&pipeline),
-            wakers.clone(),
-            shutdown.clone(),
-        ));
-    }
-    for (target, wake) in targets.into_iter().zip(notifies) {
-        tracker.spawn(deliver::run_target(
-            target,
-            Arc::clone(&pipeline),
-            wake,
-            Arc::clone(&target_names),
-            backoff,
-            Arc::clone(&metrics),
-            shutdown.clone(),
-        ));
-    }
-    tracker.close();
-    poll_loop(
-        &config,
-        &clients,
-        &pipeline,
-        &wakers,
-        &target_names,
-        &shutdown,
-    )
-    .await;
-    tracker.wait().await;
-    tracing::info!("alert forwarding stopped");
-    Ok(())
 }
 
 async fn poll_loop(

@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alert::Event;
 use super::transitions::Known;
+use crate::atomic_file::{self, Durability};
 
 const EVENT_SUFFIX: &str = ".event";
 const KNOWN_FILE: &str = "known.json";
@@ -144,7 +145,7 @@ impl Spool {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if name.ends_with(".tmp") {
+            if crate::atomic_file::is_temp(name) {
                 // A write interrupted by a crash; the rename never happened.
                 let _ = fs::remove_file(&path);
                 continue;
@@ -423,31 +424,14 @@ fn read_event(path: &Path) -> Result<SpooledEvent, String> {
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
-/// Temp file in the same directory, fsync, rename over `path`, fsync the directory:
-/// after a crash the file is either the old or the new version, never a torn one.
+/// Replaces `path` with `value` durably: after a crash the file is either the old or the
+/// new version, never a torn one, and a returned write survives the crash.
 fn write_atomically(path: &Path, value: &impl Serialize) -> Result<(), SpoolError> {
     let bytes = serde_json::to_vec(value).map_err(|source| SpoolError::Encode {
         path: path.to_owned(),
         source,
     })?;
-    let tmp = path.with_extension("tmp");
-    let write = || -> io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        match path.parent() {
-            Some(dir) => sync_dir(dir),
-            None => Ok(()),
-        }
-    };
-    write().map_err(|source| {
-        let _ = fs::remove_file(&tmp);
+    atomic_file::replace(path, &bytes, 0o600, Durability::Durable).map_err(|source| {
         SpoolError::Write {
             path: path.to_owned(),
             source,
@@ -591,11 +575,19 @@ mod tests {
     fn corrupt_files_are_set_aside_and_torn_writes_removed() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("x-1-firing.event"), b"{not json").unwrap();
-        fs::write(dir.path().join("y-1-firing.tmp"), b"{").unwrap();
+        fs::write(
+            dir.path().join(".y-1-firing.json.tmp.0123456789abcdef"),
+            b"{",
+        )
+        .unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         assert!(spool.is_empty());
         assert!(dir.path().join("x-1-firing.corrupt").exists());
-        assert!(!dir.path().join("y-1-firing.tmp").exists());
+        assert!(
+            !dir.path()
+                .join(".y-1-firing.json.tmp.0123456789abcdef")
+                .exists()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Process lifecycle: logging, signals, systemd notifications, the allocator's free pages.
 
-pub mod logging;
 pub mod heap;
+pub mod logging;
 pub mod notify;
 pub mod signals;

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
 use tokio_util::sync::CancellationToken;
 
 use super::format::{self, FormatOptions};
@@ -22,8 +24,13 @@ pub async fn run(
         return;
     };
     let mut log = FailureLog::default();
+    // Checked when the configuration was built ([`super::check`]).
+    let headers = headers(&config).unwrap_or_default();
     let client = match reqwest::Client::builder()
         .timeout(config.timeout_or_default())
+        .default_headers(headers)
+        // A redirect would carry the configured headers (often a token) to another host.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,
@@ -35,17 +42,18 @@ pub async fn run(
     let format = config.format();
     while let Some(snapshot) = next(&mut rx, &stop).await {
         let body = format::render(format, &snapshot, &options);
-        let mut request = client
+        let request = client
             .post(&url)
             .header("content-type", format::content_type(format))
             .body(body);
-        for (k, v) in &config.headers {
-            request = request.header(k, v);
-        }
         let result = match request.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("POST {url} answered {}", r.status())),
-            Err(e) => Err(format!("POST {url} failed: {}", error_chain(&e))),
+            Ok(r) => Err(format!("POST {name} answered {}", r.status())),
+            // reqwest's errors name the URL, query string included: strip it.
+            Err(e) => Err(format!(
+                "POST {name} failed: {}",
+                crate::error::chain(&e.without_url())
+            )),
         };
         metrics.output_write(&name, result.is_ok());
         match result {
@@ -55,17 +63,14 @@ pub async fn run(
     }
 }
 
-/// reqwest's top-level message hides the cause (refused, timed out…); the chain has it.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
+/// The configured headers, marked sensitive; the name of the first that cannot be sent.
+pub(super) fn headers(config: &OutputConfig) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &config.headers {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| name.clone())?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| name.clone())?;
+        value.set_sensitive(true);
+        map.insert(header, value);
     }
-    out
+    Ok(map)
 }

@@ -19,8 +19,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use failure_log::FailureLog;
-pub(crate) use file::write_atomically;
-pub(crate) use http::error_chain;
 
 use crate::config::{OutputConfig, SinkKind};
 use crate::metrics::Metrics;
@@ -86,12 +84,42 @@ impl Outputs {
     }
 }
 
+/// A sink whose configuration cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "output[{index}] ({sink}): header `{header}` cannot be sent: use a valid HTTP header name and a value without control characters"
+)]
+pub struct OutputError {
+    pub index: usize,
+    pub sink: String,
+    pub header: String,
+}
+
+/// Every problem that would stop a sink from running, found before any sink starts.
+pub fn check(configs: &[OutputConfig]) -> Vec<OutputError> {
+    configs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, config)| {
+            http::headers(config).err().map(|header| OutputError {
+                index,
+                sink: sink_name(index, config),
+                header,
+            })
+        })
+        .collect()
+}
+
 /// A sink's name in logs and metrics: `file:/path`, `unix:/path`, `http:URL`, `stdout`.
 fn sink_name(index: usize, config: &OutputConfig) -> String {
     match config.kind {
         SinkKind::File => format!("file:{}", display_path(config)),
         SinkKind::Unix => format!("unix:{}", display_path(config)),
-        SinkKind::Http => format!("http:{}", config.url.as_deref().unwrap_or("?")),
+        // Without user info or query string: they often carry a token.
+        SinkKind::Http => format!(
+            "http:{}",
+            crate::config::redacted_url(config.url.as_deref().unwrap_or("?"))
+        ),
         SinkKind::Stdout => format!("stdout[{index}]"),
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::PrometheusPair;
+use crate::snapshot::{AlertState, Entry};
 
 /// Probes every server once, concurrently, and records the results.
 pub async fn probe_all(pair: &PrometheusPair, timeout: Duration, down_after: u32) {
@@ -47,5 +48,22 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => probe_all(&pair, timeout, down_after).await,
         }
+    }
+}
+
+/// The `Prometheus_is_down` entry (SPEC §6), from the probes recorded so far.
+pub fn entry(pair: &PrometheusPair, key: &str, level: &str) -> Entry {
+    let down = pair.prometheus_is_down();
+    Entry {
+        key: key.to_owned(),
+        value: u8::from(down),
+        level: level.to_owned(),
+        component: "prometheus".into(),
+        state: if down {
+            AlertState::Firing
+        } else {
+            AlertState::Ok
+        },
+        since: None,
     }
 }

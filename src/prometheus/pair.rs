@@ -60,6 +60,16 @@ pub enum BatchVerdict {
     Rejected(String),
 }
 
+/// A configured server whose client cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[error("[prometheus] server {server}")]
+pub struct ServerSetupError {
+    /// The URL without credentials.
+    pub server: String,
+    #[source]
+    pub source: ServerError,
+}
+
 /// Why a pair query gave no answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PairError {
@@ -79,14 +89,29 @@ pub struct PrometheusPair {
 
 impl PrometheusPair {
     /// Builds the pair; `host_ips` decides which servers are local.
+    /// Builds a client for every configured server (secret files read, CA parsed, headers
+    /// checked: every problem is returned), then finds which are local.
     pub async fn new(
         config: &PrometheusConfig,
         host_ips: &HashSet<IpAddr>,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, ServerError> {
-        let mut members = Vec::new();
+    ) -> Result<Self, Vec<ServerSetupError>> {
+        let mut servers = Vec::new();
+        let mut problems = Vec::new();
         for sc in &config.servers {
-            let server = Server::new(sc, config.max_response_bytes)?;
+            match Server::new(sc, config.max_response_bytes) {
+                Ok(server) => servers.push(server),
+                Err(source) => problems.push(ServerSetupError {
+                    server: crate::config::redacted_url(&sc.url),
+                    source,
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut members = Vec::new();
+        for server in servers {
             let local = match server.host() {
                 Some((host, port)) => resolves_to_any(&host, port, host_ips).await,
                 None => false,

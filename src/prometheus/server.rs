@@ -252,7 +252,7 @@ fn transport(e: &reqwest::Error, timeout: Duration) -> QueryError {
     if e.is_timeout() {
         QueryError::Timeout(timeout)
     } else {
-        QueryError::Transport(crate::output::error_chain(e))
+        QueryError::Transport(crate::error::chain(e))
     }
 }
 

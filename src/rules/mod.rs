@@ -1,17 +1,14 @@
 //! Alert rules (SPEC §2): the built-in catalog, user rule files in Prometheus' format, key
-//! naming, `disable` and `override`, and `explain`.
+//! naming, `disable` and `override`.
 //!
 //! [`load`] reads the user files named by globs; everything after reading is pure
 //! ([`assemble`]) and reports every problem at once.
 
 mod catalog;
-mod explain;
 mod file;
-mod key;
 
+pub use crate::config::{DEFAULT_KEY_TEMPLATE, KeyTemplate, key_part};
 pub use catalog::{CATALOG_NAME, CATALOG_YAML};
-pub use explain::explain;
-pub use key::{DEFAULT_KEY_TEMPLATE, KeyTemplate, key_part};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -124,7 +121,7 @@ pub struct RuleOverride {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     pub product: String,
-    pub key_template: String,
+    pub key_template: KeyTemplate,
     /// Glob patterns of user rule files.
     pub files: Vec<String>,
     /// Keys to turn off.
@@ -136,7 +133,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             product: DEFAULT_PRODUCT.to_owned(),
-            key_template: DEFAULT_KEY_TEMPLATE.to_owned(),
+            key_template: KeyTemplate::default(),
             files: Vec::new(),
             disable: Vec::new(),
             overrides: BTreeMap::new(),
@@ -183,8 +180,6 @@ pub enum RulesError {
         first: String,
         second: String,
     },
-    #[error("[agent] key_template `{template}`: {problem}")]
-    KeyTemplate { template: String, problem: String },
     #[error(
         "[rules] disable: no rule has the key `{key}`; `tidb-host-agent explain` lists the keys"
     )]
@@ -293,11 +288,8 @@ pub fn load(options: &LoadOptions) -> Result<RuleSet, LoadError> {
 /// in TiUP's rule files just works; two user rules with one key are an error.
 pub fn assemble(options: &LoadOptions, files: &[RuleFile]) -> Result<RuleSet, LoadError> {
     let mut problems = Vec::new();
-    let template = match KeyTemplate::parse(&options.key_template) {
-        Ok(template) => template,
-        Err(e) => return Err(LoadError { problems: vec![e] }),
-    };
-    let mut rules = catalog::rules(options, &template, &mut problems);
+    let template = &options.key_template;
+    let mut rules = catalog::rules(options, template, &mut problems);
     let builtin_count = rules.len();
     // Where each key was defined, for duplicate messages.
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
@@ -318,7 +310,7 @@ pub fn assemble(options: &LoadOptions, files: &[RuleFile]) -> Result<RuleSet, Lo
                 "{} {} (alert `{}`)",
                 file.path, file_rule.path, file_rule.alert
             );
-            let rule = match user_rule(options, &template, &file.path, &stem, file_rule) {
+            let rule = match user_rule(options, template, &file.path, &stem, file_rule) {
                 Ok(rule) => rule,
                 Err(e) => {
                     problems.push(e);
@@ -535,7 +527,7 @@ mod tests {
     fn product_and_template_name_the_keys() {
         let options = LoadOptions {
             product: "Prod-DB".into(),
-            key_template: "{product}/{component}/{alert}".into(),
+            key_template: KeyTemplate::parse("{product}/{component}/{alert}").expect("a template"),
             ..LoadOptions::default()
         };
         let rules = loaded(&options, &[]);
@@ -691,21 +683,6 @@ mod tests {
                  keys the daemon computes itself; use `host` or `cluster`",
                 "[rules.override.\"TiDB.prometheus.Prometheus_is_down\"]: the daemon computes \
                  this key itself (SPEC §6), so only `level` can be overridden, not `for`",
-            ]
-        );
-    }
-
-    #[test]
-    fn a_bad_key_template_stops_early() {
-        let options = LoadOptions {
-            key_template: "{product}.{component}".into(),
-            ..LoadOptions::default()
-        };
-        assert_eq!(
-            messages(&options, &[]),
-            [
-                "[agent] key_template `{product}.{component}`: it lacks {alert}, so the rules of a \
-              component would all get the same key"
             ]
         );
     }

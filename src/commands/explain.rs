@@ -1,40 +1,61 @@
 //! `tidb-host-agent explain` (SPEC §10): each key with its scope, `for`, level, and the exact
-//! PromQL the daemon sends for this host.
+//! PromQL the daemon sends for this host: the [`Plan`] the cycle runs, printed.
 
 use std::fmt::Write;
+use std::path::Path;
+use std::process::ExitCode;
 
 use promql_parser::util::display_duration;
 
-use super::{RuleSet, Scope};
-use crate::promql::HostScope;
+use super::{EXIT_CONFIG, EXIT_USAGE, print};
+use crate::config::Config;
+use crate::discovery::addresses;
+use crate::plan::{Plan, PlanError};
+use crate::rules::Scope;
 
 /// Width of the field names, so that the values line up.
 const INDENT: &str = "             ";
 
-/// Renders one block per key. Host rules show the query rewritten for `host`; cluster rules
-/// show the expression unmodified, as it is sent; the computed key shows no query.
-pub fn explain(rules: &RuleSet, host: &HostScope) -> String {
+/// `explain`: the plan for this host, or for `addresses` when given.
+pub fn run(path: &Path, config: &Config, addresses: &[String]) -> ExitCode {
+    let (addresses, given) = if addresses.is_empty() {
+        (addresses::host_addresses(&config.host.addresses), false)
+    } else {
+        (addresses.to_vec(), true)
+    };
+    match Plan::build(config, &addresses) {
+        Ok(plan) => print(render(&plan).as_bytes()),
+        Err(PlanError::Host(e)) if given => {
+            eprintln!("--address: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("{}: {}", path.display(), crate::error::chain(&e));
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Renders one block per key. Host rules show the query rewritten for this host; cluster
+/// rules show the expression unmodified, as it is sent; the computed key shows no query.
+pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
-    let _ = writeln!(out, "# host matcher: {host}");
+    let _ = writeln!(out, "# host matcher: {}", plan.host);
     let _ = writeln!(
         out,
         "# {} rules. Host rules carry the host matcher on every selector; cluster rules run \
          unmodified, only on cluster reporters.",
-        rules.len()
+        plan.rules.len()
     );
-    for rule in rules.rules() {
+    for rule in &plan.rules {
         let scope = match rule.scope {
             Scope::Host => "host".to_owned(),
             Scope::Cluster => "cluster (sent unmodified, only by cluster reporters)".to_owned(),
             Scope::Computed => "computed (by the daemon itself, not PromQL)".to_owned(),
         };
         let query = match rule.scope {
-            Scope::Host => match host.rewrite(&rule.expr) {
-                Ok(query) => query,
-                Err(e) => format!("ERROR: {e}"),
-            },
-            Scope::Cluster => rule.expr.clone(),
+            Scope::Host | Scope::Cluster => rule.query.clone(),
             Scope::Computed => {
                 "none: the daemon probes every Prometheus server (SPEC §6)".to_owned()
             }
@@ -52,12 +73,12 @@ pub fn explain(rules: &RuleSet, host: &HostScope) -> String {
             query.replace('\n', &format!("\n{INDENT}"))
         );
     }
-    if !rules.disabled().is_empty() {
+    if !plan.disabled.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
             "# disabled by [rules] disable: {}",
-            rules.disabled().join(", ")
+            plan.disabled.join(", ")
         );
     }
     out
@@ -69,6 +90,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::promql::HostScope;
     use crate::rules::{LoadOptions, RuleFile, RuleOverride, assemble};
 
     fn host() -> HostScope {
@@ -99,7 +121,11 @@ mod tests {
             Ok(rules) => rules,
             Err(e) => panic!("{e}"),
         };
-        let text = explain(&rules, &host());
+        let plan = match Plan::new(&rules, host()) {
+            Ok(plan) => plan,
+            Err(e) => panic!("{e}"),
+        };
+        let text = render(&plan);
         assert!(text.starts_with(
             "# host matcher: instance=~\"(?:10\\\\.0\\\\.1\\\\.5)(?::[0-9]+)?\"\n# 41 rules."
         ));

@@ -1,6 +1,10 @@
-//! Key naming: `[agent] key_template`, default `{product}.{component}.{alert}` (SPEC §1).
+//! Key naming: `[agent] key_template`, default `{product}.{component}.{alert}` (SPEC §1),
+//! parsed once, when the configuration is read.
 
-use super::RulesError;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 pub const DEFAULT_KEY_TEMPLATE: &str = "{product}.{component}.{alert}";
 
@@ -20,32 +24,31 @@ enum Part {
 }
 
 impl KeyTemplate {
-    pub fn parse(template: &str) -> Result<Self, RulesError> {
-        let problem = |problem: &str| RulesError::KeyTemplate {
-            template: template.to_owned(),
-            problem: problem.to_owned(),
-        };
+    /// Parses `template`; the error says everything that is wrong with it, for
+    /// `[agent] key_template`.
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let mut problems: Vec<String> = Vec::new();
         let mut parts = Vec::new();
         let mut rest = template;
         while !rest.is_empty() {
             match rest.find(['{', '}']) {
                 Some(0) if rest.starts_with('}') => {
-                    return Err(problem("it has a `}` without a `{`"));
+                    problems.push("it has a `}` without a `{`".into());
+                    break;
                 }
                 Some(0) => {
                     let Some(end) = rest.find('}') else {
-                        return Err(problem("it has a `{` without a `}`"));
+                        problems.push("it has a `{` without a `}`".into());
+                        break;
                     };
-                    parts.push(match &rest[1..end] {
-                        "product" => Part::Product,
-                        "component" => Part::Component,
-                        "alert" => Part::Alert,
-                        other => {
-                            return Err(problem(&format!(
-                                "`{{{other}}}` is not a placeholder; use {{product}}, {{component}} and {{alert}}"
-                            )));
-                        }
-                    });
+                    match &rest[1..end] {
+                        "product" => parts.push(Part::Product),
+                        "component" => parts.push(Part::Component),
+                        "alert" => parts.push(Part::Alert),
+                        other => problems.push(format!(
+                            "`{{{other}}}` is not a placeholder; use {{product}}, {{component}} and {{alert}}"
+                        )),
+                    }
                     rest = &rest[end + 1..];
                 }
                 Some(start) => {
@@ -58,12 +61,18 @@ impl KeyTemplate {
                 }
             }
         }
-        if !parts.contains(&Part::Alert) {
-            return Err(problem(
-                "it lacks {alert}, so the rules of a component would all get the same key",
-            ));
+        // After an unbalanced brace the parts are incomplete: say only that.
+        let unbalanced = problems.last().is_some_and(|p| p.contains("without a"));
+        if !unbalanced && !parts.contains(&Part::Alert) {
+            problems.push(
+                "it lacks {alert}, so the rules of a component would all get the same key".into(),
+            );
         }
-        Ok(Self { parts })
+        if problems.is_empty() {
+            Ok(Self { parts })
+        } else {
+            Err(format!("`{template}`: {}", problems.join("; ")))
+        }
     }
 
     /// The key of one rule. Each part keeps only `[A-Za-z0-9_]`, so that a key never holds
@@ -79,6 +88,22 @@ impl KeyTemplate {
                 Part::Alert => key_part(alert),
             })
             .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyTemplate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TemplateVisitor;
+        impl Visitor<'_> for TemplateVisitor {
+            type Value = KeyTemplate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key template such as \"{product}.{component}.{alert}\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyTemplate, E> {
+                KeyTemplate::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(TemplateVisitor)
     }
 }
 
@@ -152,6 +177,11 @@ mod tests {
                 "{product}.{host}.{alert}",
                 "`{host}` is not a placeholder; use {product}, {component} and {alert}",
             ),
+            (
+                "{product}.{host}",
+                "`{host}` is not a placeholder; use {product}, {component} and {alert}; it lacks \
+                 {alert}, so the rules of a component would all get the same key",
+            ),
             ("{product}.{alert", "it has a `{` without a `}`"),
             ("{alert}}", "it has a `}` without a `{`"),
             (
@@ -162,7 +192,7 @@ mod tests {
         for (text, problem) in cases {
             assert_eq!(
                 KeyTemplate::parse(text).map_err(|e| e.to_string()),
-                Err(format!("[agent] key_template `{text}`: {problem}")),
+                Err(format!("`{text}`: {problem}")),
             );
         }
     }

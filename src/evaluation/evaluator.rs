@@ -13,30 +13,10 @@ use tokio::time::Instant;
 use super::{ForState, Observation};
 use crate::config::OnNoData;
 use crate::metrics::Metrics;
+use crate::plan::PlannedRule;
 use crate::prometheus::{BatchVerdict, PrometheusPair, Verdict, batch};
+use crate::rules::Scope;
 use crate::snapshot::{AlertState, Entry};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleScope {
-    /// Rewritten to this host; evaluated when its component runs here.
-    Host,
-    /// Evaluated unmodified, on cluster-reporter hosts only.
-    Cluster,
-}
-
-/// A rule ready to run: its key and the exact PromQL to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedRule {
-    pub key: String,
-    pub component: String,
-    pub level: String,
-    pub for_: Duration,
-    pub scope: RuleScope,
-    pub query: String,
-    /// An instant-vector expression, so it can share a query with others
-    /// ([`crate::prometheus::batch`]).
-    pub batchable: bool,
-}
 
 pub struct Evaluator {
     pair: Arc<PrometheusPair>,
@@ -69,7 +49,6 @@ impl Evaluator {
         max_concurrency: usize,
         rules_per_query: usize,
         query_timeout: Duration,
-        states: HashMap<String, ForState>,
     ) -> Self {
         Self {
             pair,
@@ -79,7 +58,7 @@ impl Evaluator {
             rules_per_query: rules_per_query.max(1),
             // SPEC §13: a cycle ends within the query timeout plus one second.
             budget: query_timeout + Duration::from_millis(900),
-            states,
+            states: HashMap::new(),
             errors: HashMap::new(),
             unbatched: HashSet::new(),
         }
@@ -87,6 +66,12 @@ impl Evaluator {
 
     pub fn states(&self) -> &HashMap<String, ForState> {
         &self.states
+    }
+
+    /// Takes over `for` states: restored from the state file, or handed on by the
+    /// configuration a reload replaced.
+    pub fn restore(&mut self, states: impl IntoIterator<Item = (String, ForState)>) {
+        self.states = states.into_iter().collect();
     }
 
     /// Evaluates the rules that apply to this host and returns their entries.
@@ -101,8 +86,9 @@ impl Evaluator {
         let applicable: Vec<&PlannedRule> = rules
             .iter()
             .filter(|r| match r.scope {
-                RuleScope::Host => components.contains(&r.component),
-                RuleScope::Cluster => cluster_reporter,
+                Scope::Host => components.contains(&r.component),
+                Scope::Cluster => cluster_reporter,
+                Scope::Computed => false,
             })
             .collect();
         let pair = &self.pair;
@@ -151,7 +137,7 @@ impl Evaluator {
     /// `rules_per_query`, and alone the rules that cannot share a query.
     fn asks<'a>(&self, applicable: &[&'a PlannedRule]) -> Vec<Ask<'a>> {
         let mut asks = Vec::new();
-        for scope in [RuleScope::Host, RuleScope::Cluster] {
+        for scope in [Scope::Host, Scope::Cluster] {
             let (together, alone): (Vec<_>, Vec<_>) = applicable
                 .iter()
                 .enumerate()

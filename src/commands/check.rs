@@ -1,0 +1,88 @@
+//! `check [--connect]`: everything a start would refuse, then, with `--connect`, every
+//! server probed and every rule run once.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::{EXIT_CONFIG, EXIT_RUNTIME};
+use crate::config::Config;
+use crate::daemon::Generation;
+use crate::metrics::Metrics;
+
+pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
+    let generation = match Generation::build(config, Arc::new(Metrics::new())).await {
+        Ok(generation) => generation,
+        Err(problems) => {
+            eprintln!("{}: cannot start:\n{problems}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = &generation.config;
+    let rules = generation.plan.evaluated();
+    println!(
+        "{}: configuration OK ({} rules, {} outputs)",
+        path.display(),
+        rules.len(),
+        config.outputs.len()
+    );
+    if !connect {
+        return ExitCode::SUCCESS;
+    }
+    let pair = generation.pair();
+    let mut failed = false;
+    for member in pair.members() {
+        match member
+            .server
+            .probe(config.prometheus.probe_timeout.get())
+            .await
+        {
+            Ok(()) => println!(
+                "server {} (local: {}): up",
+                member.server.name, member.local
+            ),
+            Err(e) => {
+                failed = true;
+                println!(
+                    "server {} (local: {}): DOWN: {e}",
+                    member.server.name, member.local
+                );
+            }
+        }
+    }
+    for server in &config.alertmanager.servers {
+        let answer =
+            match crate::forward::client::AlertmanagerClient::new(server, &config.alertmanager) {
+                Ok(client) => client.alerts().await.map(|alerts| (client, alerts.len())),
+                Err(e) => Err(e),
+            };
+        match answer {
+            Ok((client, alerts)) => {
+                println!("alertmanager {}: up ({alerts} alerts match)", client.name());
+            }
+            Err(e) => {
+                failed = true;
+                // The error names the server (without the URL's credentials).
+                println!("DOWN: {e}");
+            }
+        }
+    }
+    for rule in &rules {
+        let deadline = Instant::now() + config.prometheus.timeout.get();
+        match pair.query(&rule.query, deadline).await {
+            Ok(a) if a.series.is_empty() => println!("{}: ok", rule.key),
+            Ok(a) => println!("{}: firing ({} series)", rule.key, a.series.len()),
+            Err(e) => {
+                failed = true;
+                println!("{}: error: {e}", rule.key);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_RUNTIME)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

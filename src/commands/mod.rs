@@ -1,0 +1,33 @@
+//! The one-shot commands that read the configuration: `check`, `explain` and `once`.
+//! (`ping` and `alerts` live with their subjects.) Exit codes are SPEC §10's.
+
+pub mod check;
+pub mod explain;
+pub mod once;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{self, Config, Purpose};
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Loads the config for `purpose` or prints every problem; `Err` carries the exit code.
+pub fn load_config(path: &Path, purpose: Purpose) -> Result<Config, ExitCode> {
+    config::load_for(path, purpose).map_err(|problems| {
+        eprint!("{problems}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Writes `text` to stdout; a closed stdout is a runtime failure.
+fn print(text: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_RUNTIME),
+    }
+}

@@ -1,0 +1,107 @@
+//! One cycle of this host, start to end: the components present, every rule that applies
+//! through the `for` state machine, the daemon's own keys (Prometheus liveness, ping)
+//! handed in by their tasks, and the snapshot that goes to the sinks.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use super::Evaluator;
+use super::state::SavedState;
+use crate::discovery::ComponentDetector;
+use crate::plan::PlannedRule;
+use crate::prometheus::{PrometheusPair, liveness};
+use crate::snapshot::{Entry, Snapshot};
+
+pub struct HostCycle {
+    /// The host name in the snapshot.
+    pub host: String,
+    pub cluster_reporter: bool,
+    /// Seconds between cycles, for formats that carry a step.
+    step_secs: u64,
+    pair: Arc<PrometheusPair>,
+    evaluator: Evaluator,
+    rules: Vec<PlannedRule>,
+    components: ComponentDetector,
+    /// Key and level of `Prometheus_is_down`.
+    prometheus_key: (String, String),
+    /// Keys computed by other tasks (ping), as they last sent them.
+    computed: Vec<watch::Receiver<Vec<Entry>>>,
+}
+
+/// What a [`HostCycle`] is made of.
+pub struct Parts {
+    pub host: String,
+    pub cluster_reporter: bool,
+    pub step_secs: u64,
+    pub pair: Arc<PrometheusPair>,
+    pub evaluator: Evaluator,
+    pub rules: Vec<PlannedRule>,
+    pub components: ComponentDetector,
+    pub prometheus_key: (String, String),
+}
+
+impl HostCycle {
+    pub fn new(parts: Parts) -> Self {
+        Self {
+            host: parts.host,
+            cluster_reporter: parts.cluster_reporter,
+            step_secs: parts.step_secs,
+            pair: parts.pair,
+            evaluator: parts.evaluator,
+            rules: parts.rules,
+            components: parts.components,
+            prometheus_key: parts.prometheus_key,
+            computed: Vec::new(),
+        }
+    }
+
+    /// The rules a cycle may send.
+    pub fn rules(&self) -> &[PlannedRule] {
+        &self.rules
+    }
+
+    /// Adds keys computed by another task, read at every cycle.
+    pub fn add_computed(&mut self, entries: watch::Receiver<Vec<Entry>>) {
+        self.computed.push(entries);
+    }
+
+    /// One cycle: detection when due, every rule, the computed keys.
+    pub async fn run(&mut self) -> Snapshot {
+        let now = Timestamp::now();
+        let components = self.components.present(&self.pair, now).await;
+        let mut entries = self
+            .evaluator
+            .cycle(&self.rules, &components, self.cluster_reporter, now)
+            .await;
+        let (key, level) = &self.prometheus_key;
+        entries.push(liveness::entry(&self.pair, key, level));
+        for rx in &self.computed {
+            entries.extend(rx.borrow().iter().cloned());
+        }
+        Snapshot::new(self.host.clone(), now, self.step_secs, entries)
+    }
+
+    /// What the state file holds now: `for` states and components.
+    pub fn saved_state(&self) -> SavedState {
+        SavedState {
+            version: 0,
+            saved_at: None,
+            keys: self
+                .evaluator
+                .states()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            components: self.components.sticky().clone(),
+        }
+    }
+
+    /// Takes over `saved`: from the state file at start, or from the configuration a
+    /// reload replaced.
+    pub fn restore(&mut self, saved: SavedState) {
+        self.evaluator.restore(saved.keys);
+        self.components.restore(saved.components);
+    }
+}
