@@ -14,7 +14,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tidb_host_agent::config::{self, ForwardConfig, ForwardKind};
+use tidb_host_agent::config::{self, ForwardConfig, HttpForward};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exec_target_failing_three_times_gets_the_event_once_it_succeeds() {
@@ -228,11 +228,9 @@ async fn an_http_target_gets_the_templated_body_and_headers() {
     let received: Received = Arc::default();
     let server = tokio::spawn(serve_recording(listener, Arc::clone(&received)));
 
-    let templated = ForwardConfig {
-        kind: ForwardKind::Http,
+    let templated = HttpForward {
         name: Some("chat".into()),
-        command: Vec::new(),
-        url: Some(format!("http://{addr}/hook/{{{{ labels.level }}}}")),
+        url: format!("http://{addr}/hook/{{{{ labels.level }}}}"),
         method: "PUT".into(),
         headers: BTreeMap::from([
             ("X-Alert".into(), "{{ alertname }} {{ status }}".into()),
@@ -241,16 +239,19 @@ async fn an_http_target_gets_the_templated_body_and_headers() {
         body: Some(r#"{"text": {{ ("[" ~ status ~ "] " ~ alertname ~ ": " ~ summary) | tojson }}, "instance": {{ labels.instance | tojson }}}"#.into()),
         timeout: config::Duration::from_secs(5),
     };
-    let plain = ForwardConfig {
+    let plain = HttpForward {
         name: Some("webhook".into()),
-        url: Some(format!("http://{addr}/default")),
+        url: format!("http://{addr}/default"),
         method: "POST".into(),
         headers: BTreeMap::new(),
         body: None,
         ..templated.clone()
     };
     let forwarder = Forwarder::start(
-        forward_config(&pair.urls(), vec![templated, plain]),
+        forward_config(
+            &pair.urls(),
+            vec![ForwardConfig::Http(templated), ForwardConfig::Http(plain)],
+        ),
         state.path(),
     );
     pair.post_both(&json!([alert(
@@ -306,19 +307,24 @@ async fn a_hanging_exec_target_is_killed_at_its_timeout_and_retried() {
     let state = tempfile::tempdir().unwrap();
     let hang_dir = state.path().join("hang");
     std::fs::create_dir_all(&hang_dir).unwrap();
-    let mut hanging = exec_target(
+    let ForwardConfig::Exec(mut hanging) = exec_target(
         "hanging",
         &[
             "/bin/sh",
             &fixture("hang.sh"),
             &hang_dir.display().to_string(),
         ],
-    );
+    ) else {
+        unreachable!("exec_target builds an exec target")
+    };
     hanging.timeout = config::Duration::from_millis(300);
     let out = state.path().join("out");
     let config = forward_config(
         &pair.urls(),
-        vec![hanging, recording_target("steady", &out)],
+        vec![
+            ForwardConfig::Exec(hanging),
+            recording_target("steady", &out),
+        ],
     );
     let forwarder = Forwarder::start(config, state.path());
     pair.post_both(&json!([alert("TiFlash_down", &[])])).await;

@@ -129,9 +129,10 @@ pub fn load_str_for(text: &str, file: &str, purpose: Purpose) -> Result<Config, 
                 break;
             }
             Err(e) => {
-                let path = e
-                    .span()
-                    .and_then(|span| deepest_key_at(doc.as_table(), span.start, &mut Vec::new()));
+                let path = e.span().and_then(|span| {
+                    deepest_key_at(doc.as_table(), span.start, &mut Vec::new())
+                        .map(|path| within_tagged_table(doc.as_table(), path, e.message()))
+                });
                 // An error on a table whose key we removed earlier ("missing field")
                 // is a consequence of that problem, not a new one: drop the table too.
                 if let Some(p) = &path
@@ -272,6 +273,70 @@ fn contains(span: &Option<Range<usize>>, offset: usize) -> bool {
         .is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
 }
 
+/// An error inside an `[[output]]` or `[[alertmanager.forward]]` table, whose `kind`
+/// selects its fields, is reported by serde at the table's header: point at the element
+/// and, where the message names one, at the key (an unknown field, a bad value) or at
+/// `kind` (a field that kind needs is missing).
+fn within_tagged_table(
+    root: &dyn TableLike,
+    mut path: Vec<Segment>,
+    message: &str,
+) -> Vec<Segment> {
+    let mut item = None;
+    let mut table = root;
+    for seg in &path {
+        let Segment::Key(k) = seg else { return path };
+        match table.get(k) {
+            Some(Item::Table(t)) => {
+                table = t;
+                item = None;
+            }
+            Some(other) => item = Some(other),
+            None => return path,
+        }
+    }
+    let Some(Item::ArrayOfTables(tables)) = item else {
+        return path;
+    };
+    // serde points at the array, not the element: find the element that fails alone
+    // with the same message.
+    let fails = |element: &toml_edit::Table| {
+        let mut alone = DocumentMut::new();
+        for (key, value) in element.iter() {
+            alone.insert(key, value.clone());
+        }
+        let text = alone.to_string();
+        let error = match display_path(&path).as_str() {
+            "output" => toml_edit::de::from_str::<super::OutputConfig>(&text).err(),
+            "alertmanager.forward" => toml_edit::de::from_str::<super::ForwardConfig>(&text).err(),
+            _ => None,
+        };
+        error.is_some_and(|e| e.message() == message)
+    };
+    let Some((index, element)) = tables.iter().enumerate().find(|(_, t)| fails(t)) else {
+        return path;
+    };
+    path.push(Segment::Index(index));
+    let quoted = |prefix: &str| {
+        let rest = message.strip_prefix(prefix)?;
+        Some(rest.split('`').next().unwrap_or_default().to_owned())
+    };
+    let key = if let Some(field) = quoted("unknown field `") {
+        element.contains_key(&field).then_some(field)
+    } else if let Some(value) = quoted("unknown variant `") {
+        element
+            .iter()
+            .find(|(_, v)| v.as_str() == Some(value.as_str()))
+            .map(|(k, _)| k.to_owned())
+    } else if message.starts_with("missing field") {
+        element.contains_key("kind").then(|| "kind".to_owned())
+    } else {
+        None
+    };
+    path.extend(key.map(|k| Segment::key(&k)));
+    path
+}
+
 /// The path of the innermost key whose key or value holds `offset`.
 fn deepest_key_at(
     table: &dyn TableLike,
@@ -387,6 +452,11 @@ fn remove_in_item(item: &mut Item, path: &[Segment]) -> bool {
     match (item, path) {
         (Item::Table(t), _) => remove_path(t, path),
         (Item::Value(toml_edit::Value::InlineTable(t)), _) => remove_path(t, path),
+        // A whole `[[…]]` element (one whose `kind` was removed).
+        (Item::ArrayOfTables(a), [Segment::Index(i)]) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
         (Item::ArrayOfTables(a), [Segment::Index(i), rest @ ..]) => match a.get_mut(*i) {
             Some(t) => remove_path(t, rest),
             None => false,

@@ -383,15 +383,6 @@ impl Default for PingConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    File,
-    Unix,
-    Http,
-    Stdout,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum FormatKind {
     Agent,
     Plain,
@@ -400,52 +391,116 @@ pub enum FormatKind {
     Falcon,
 }
 
+/// One `[[output]]`: a sink, with the fields of its `kind` only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OutputConfig {
+    File(FileOutput),
+    Unix(UnixOutput),
+    Http(HttpOutput),
+    Stdout(StdoutOutput),
+}
+
+/// `kind = "file"`: the snapshot replaces the file atomically after every cycle.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputConfig {
-    pub kind: SinkKind,
-    /// Defaults to `falcon` for `http`, `agent` otherwise.
+pub struct FileOutput {
+    pub path: PathBuf,
+    /// The file's permissions.
+    #[serde(default = "mode_0644")]
+    pub mode: u32,
     pub format: Option<FormatKind>,
-    /// File or socket path (`file`, `unix`).
-    pub path: Option<PathBuf>,
-    /// File or socket mode, e.g. 0o644.
-    pub mode: Option<u32>,
-    /// Push URL (`http`).
-    pub url: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// HTTP request timeout, or how long a unix client may stall.
-    pub timeout: Option<Duration>,
-    /// Unix socket: clients served at once; more are turned away.
-    pub max_clients: Option<usize>,
-    /// Falcon `endpoint`; defaults to the host name.
     pub endpoint: Option<String>,
 }
 
+/// `kind = "unix"`: every connection gets the whole snapshot, then EOF.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixOutput {
+    pub path: PathBuf,
+    /// The socket's permissions.
+    #[serde(default = "mode_0660")]
+    pub mode: u32,
+    /// How long a client may stall before it is cut off.
+    #[serde(default = "one_second")]
+    pub timeout: Duration,
+    /// Clients served at once; more are turned away.
+    #[serde(default = "max_clients")]
+    pub max_clients: usize,
+    pub format: Option<FormatKind>,
+    pub endpoint: Option<String>,
+}
+
+/// `kind = "http"`: the snapshot is POSTed after every cycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOutput {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "five_seconds")]
+    pub timeout: Duration,
+    pub format: Option<FormatKind>,
+    pub endpoint: Option<String>,
+}
+
+/// `kind = "stdout"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutOutput {
+    pub format: Option<FormatKind>,
+    pub endpoint: Option<String>,
+}
+
+fn mode_0644() -> u32 {
+    0o644
+}
+
+fn mode_0660() -> u32 {
+    0o660
+}
+
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn max_clients() -> usize {
+    256
+}
+
 impl OutputConfig {
+    /// The format, defaulting to `falcon` for `http` and `agent` otherwise.
     pub fn format(&self) -> FormatKind {
-        self.format.unwrap_or(match self.kind {
-            SinkKind::Http => FormatKind::Falcon,
-            _ => FormatKind::Agent,
-        })
+        let (format, default) = match self {
+            OutputConfig::File(o) => (o.format, FormatKind::Agent),
+            OutputConfig::Unix(o) => (o.format, FormatKind::Agent),
+            OutputConfig::Http(o) => (o.format, FormatKind::Falcon),
+            OutputConfig::Stdout(o) => (o.format, FormatKind::Agent),
+        };
+        format.unwrap_or(default)
     }
 
-    pub fn file_mode(&self) -> u32 {
-        self.mode.unwrap_or(match self.kind {
-            SinkKind::Unix => 0o660,
-            _ => 0o644,
-        })
+    /// The falcon `endpoint`, when set.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            OutputConfig::File(o) => o.endpoint.as_deref(),
+            OutputConfig::Unix(o) => o.endpoint.as_deref(),
+            OutputConfig::Http(o) => o.endpoint.as_deref(),
+            OutputConfig::Stdout(o) => o.endpoint.as_deref(),
+        }
     }
 
-    pub fn timeout_or_default(&self) -> std::time::Duration {
-        self.timeout.map(Duration::get).unwrap_or(match self.kind {
-            SinkKind::Unix => std::time::Duration::from_secs(1),
-            _ => std::time::Duration::from_secs(5),
-        })
-    }
-
-    pub fn max_clients_or_default(&self) -> usize {
-        self.max_clients.unwrap_or(256)
+    /// The file or socket path, for the kinds that have one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            OutputConfig::File(o) => Some(&o.path),
+            OutputConfig::Unix(o) => Some(&o.path),
+            OutputConfig::Http(_) | OutputConfig::Stdout(_) => None,
+        }
     }
 }
 
@@ -494,32 +549,60 @@ impl Default for AlertmanagerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwardKind {
-    Exec,
-    Http,
+/// One `[[alertmanager.forward]]` target, with the fields of its `kind` only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ForwardConfig {
+    Exec(ExecForward),
+    Http(HttpForward),
 }
 
+/// `kind = "exec"`: a program run for every event, never through a shell.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ForwardConfig {
-    pub kind: ForwardKind,
-    /// Stable name used in the spool and logs; defaults to `<kind>-<index>`.
+pub struct ExecForward {
+    /// Stable name used in the spool and logs; defaults to `exec-<index>`.
     pub name: Option<String>,
-    /// `exec`: argv, each element a template. Never run through a shell.
-    #[serde(default)]
+    /// argv, each element a template.
     pub command: Vec<String>,
-    /// `http`: target URL (a template).
-    pub url: Option<String>,
+    #[serde(default = "default_forward_timeout")]
+    pub timeout: Duration,
+}
+
+/// `kind = "http"`: a request for every event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpForward {
+    /// Stable name used in the spool and logs; defaults to `http-<index>`.
+    pub name: Option<String>,
+    /// The target URL (a template).
+    pub url: String,
     #[serde(default = "default_method")]
     pub method: String,
+    /// Header values are templates.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// `http`: body template; default is the event JSON.
+    /// Body template; default is the event JSON.
     pub body: Option<String>,
     #[serde(default = "default_forward_timeout")]
     pub timeout: Duration,
+}
+
+impl ForwardConfig {
+    /// The configured name, or `<kind>-<index>`.
+    pub fn name(&self, index: usize) -> String {
+        match self {
+            ForwardConfig::Exec(f) => f.name.clone().unwrap_or_else(|| format!("exec-{index}")),
+            ForwardConfig::Http(f) => f.name.clone().unwrap_or_else(|| format!("http-{index}")),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        match self {
+            ForwardConfig::Exec(f) => f.timeout,
+            ForwardConfig::Http(f) => f.timeout,
+        }
+    }
 }
 
 fn default_method() -> String {

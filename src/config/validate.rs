@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::load::Segment;
-use super::{Config, ForwardKind, ServerConfig, SinkKind};
+use super::{Config, ForwardConfig, OutputConfig, ServerConfig};
 
 type Found = Vec<(Vec<Segment>, String)>;
 
@@ -237,35 +237,34 @@ fn outputs(config: &Config, found: &mut Found) {
     let mut paths = BTreeMap::new();
     for (i, o) in config.outputs.iter().enumerate() {
         let at = |k: &str| indexed("output", i, k);
-        match o.kind {
-            SinkKind::File | SinkKind::Unix => match &o.path {
-                None => found.push((
-                    at("kind"),
-                    format!("a {:?} sink needs `path`", o.kind).to_lowercase(),
-                )),
-                Some(p) => {
-                    if let Some(first) = paths.insert(p.clone(), i) {
-                        found.push((
-                            at("path"),
-                            format!(
-                                "duplicate output path `{}`, also used by output[{first}]",
-                                p.display()
-                            ),
-                        ));
-                    }
-                }
-            },
-            SinkKind::Http => match &o.url {
-                None => found.push((at("kind"), "an http sink needs `url`".into())),
-                Some(u) => {
-                    if let Err(why) = check_url(u) {
-                        found.push((at("url"), why));
-                    }
-                }
-            },
-            SinkKind::Stdout => {}
+        if let Some(p) = o.path()
+            && let Some(first) = paths.insert(p.to_path_buf(), i)
+        {
+            found.push((
+                at("path"),
+                format!(
+                    "duplicate output path `{}`, also used by output[{first}]",
+                    p.display()
+                ),
+            ));
         }
-        if let Some(mode) = o.mode
+        let (mode, timeout) = match o {
+            OutputConfig::File(f) => (Some(f.mode), None),
+            OutputConfig::Unix(u) => {
+                if u.max_clients == 0 {
+                    found.push((at("max_clients"), "must be at least 1".into()));
+                }
+                (Some(u.mode), Some(u.timeout))
+            }
+            OutputConfig::Http(h) => {
+                if let Err(why) = check_url(&h.url) {
+                    found.push((at("url"), why));
+                }
+                (None, Some(h.timeout))
+            }
+            OutputConfig::Stdout(_) => (None, None),
+        };
+        if let Some(mode) = mode
             && mode > 0o777
         {
             found.push((
@@ -273,11 +272,8 @@ fn outputs(config: &Config, found: &mut Found) {
                 format!("mode {mode:#o} is not a permission mode; expected e.g. 0o644"),
             ));
         }
-        if o.timeout.is_some_and(|t| t.is_zero()) {
+        if timeout.is_some_and(|t| t.is_zero()) {
             found.push((at("timeout"), "must be longer than 0s".into()));
-        }
-        if o.max_clients == Some(0) {
-            found.push((at("max_clients"), "must be at least 1".into()));
         }
     }
 }
@@ -324,27 +320,22 @@ fn alertmanager(config: &Config, found: &mut Found) {
                 Segment::key(k),
             ]
         };
-        match f.kind {
-            ForwardKind::Exec if f.command.is_empty() => found.push((
-                at("kind"),
-                "an exec target needs `command` (argv list)".into(),
-            )),
-            ForwardKind::Http if f.url.is_none() => {
-                found.push((at("kind"), "an http target needs `url`".into()))
-            }
-            _ => {}
+        if let ForwardConfig::Exec(exec) = f
+            && exec.command.is_empty()
+        {
+            found.push((
+                at("command"),
+                "an exec target needs a program: `command` is an argv list".into(),
+            ));
         }
-        let name = f
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{:?}-{i}", f.kind).to_lowercase());
+        let name = f.name(i);
         if let Some(first) = names.insert(name.clone(), i) {
             found.push((
                 at("name"),
                 format!("duplicate forward name `{name}`, also forward[{first}]"),
             ));
         }
-        if f.timeout.is_zero() {
+        if f.timeout().is_zero() {
             found.push((at("timeout"), "must be longer than 0s".into()));
         }
         forward_templates(f, at("kind"), found);
@@ -352,39 +343,45 @@ fn alertmanager(config: &Config, found: &mut Found) {
 }
 
 /// Every template of a forward target must compile, and an HTTP method be a token.
-fn forward_templates(f: &super::ForwardConfig, at_kind: Vec<Segment>, found: &mut Found) {
+fn forward_templates(f: &ForwardConfig, at_kind: Vec<Segment>, found: &mut Found) {
     let base = &at_kind[..at_kind.len() - 1];
     let at = |tail: &[Segment]| [base, tail].concat();
-    let mut templates: Vec<(Vec<Segment>, &str)> = f
-        .command
-        .iter()
-        .enumerate()
-        .map(|(j, t)| {
-            (
-                at(&[Segment::key("command"), Segment::Index(j)]),
-                t.as_str(),
-            )
-        })
-        .collect();
-    templates.extend(f.url.as_deref().map(|t| (at(&[Segment::key("url")]), t)));
-    templates.extend(f.body.as_deref().map(|t| (at(&[Segment::key("body")]), t)));
-    templates.extend(
-        f.headers
-            .iter()
-            .map(|(h, t)| (at(&[Segment::key("headers"), Segment::key(h)]), t.as_str())),
-    );
+    let mut templates: Vec<(Vec<Segment>, &str)> = Vec::new();
+    match f {
+        ForwardConfig::Exec(exec) => {
+            templates.extend(exec.command.iter().enumerate().map(|(j, t)| {
+                (
+                    at(&[Segment::key("command"), Segment::Index(j)]),
+                    t.as_str(),
+                )
+            }));
+        }
+        ForwardConfig::Http(http) => {
+            templates.push((at(&[Segment::key("url")]), http.url.as_str()));
+            templates.extend(
+                http.body
+                    .as_deref()
+                    .map(|t| (at(&[Segment::key("body")]), t)),
+            );
+            templates.extend(
+                http.headers
+                    .iter()
+                    .map(|(h, t)| (at(&[Segment::key("headers"), Segment::key(h)]), t.as_str())),
+            );
+            if reqwest::Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).is_err() {
+                found.push((
+                    at(&[Segment::key("method")]),
+                    format!(
+                        "`{}` is not an HTTP method; expected e.g. \"POST\"",
+                        http.method
+                    ),
+                ));
+            }
+        }
+    }
     for (path, template) in templates {
         if let Err(why) = crate::forward::template::check(template) {
             found.push((path, format!("template does not compile: {why}")));
         }
-    }
-    if reqwest::Method::from_bytes(f.method.to_ascii_uppercase().as_bytes()).is_err() {
-        found.push((
-            at(&[Segment::key("method")]),
-            format!(
-                "`{}` is not an HTTP method; expected e.g. \"POST\"",
-                f.method
-            ),
-        ));
     }
 }

@@ -8,25 +8,23 @@ use tokio_util::sync::CancellationToken;
 use super::format::{self, FormatOptions};
 use super::{FailureLog, Latest, next};
 use crate::atomic_file::{self, Durability};
-use crate::config::OutputConfig;
+use crate::config::{FileOutput, FormatKind};
 use crate::metrics::Metrics;
 
 pub async fn run(
     name: String,
-    config: OutputConfig,
+    config: FileOutput,
+    format: FormatKind,
     options: FormatOptions,
     mut rx: Latest,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let Some(path) = config.path.clone() else {
-        return;
-    };
-    let mode = config.file_mode();
+    let FileOutput { path, mode, .. } = config;
     atomic_file::remove_leftovers(&path);
     let mut log = FailureLog::default();
     while let Some(snapshot) = next(&mut rx, &stop).await {
-        let bytes = format::render(config.format(), &snapshot, &options);
+        let bytes = format::render(format, &snapshot, &options);
         let target = path.clone();
         // Blocking file I/O goes to the blocking pool; it is not cancelled midway, so
         // a shutdown lets an in-flight write finish.

@@ -9,25 +9,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::format::{self, FormatOptions};
 use super::{FailureLog, Latest, next};
-use crate::config::OutputConfig;
+use crate::config::{FormatKind, HttpOutput};
 use crate::metrics::Metrics;
 
 pub async fn run(
     name: String,
-    config: OutputConfig,
+    config: HttpOutput,
+    format: FormatKind,
     options: FormatOptions,
     mut rx: Latest,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let Some(url) = config.url.clone() else {
-        return;
-    };
+    let url = config.url.clone();
     let mut log = FailureLog::default();
     // Checked when the configuration was built ([`super::check`]).
     let headers = headers(&config).unwrap_or_default();
     let client = match reqwest::Client::builder()
-        .timeout(config.timeout_or_default())
+        .timeout(config.timeout.get())
         .default_headers(headers)
         // A redirect would carry the configured headers (often a token) to another host.
         .redirect(reqwest::redirect::Policy::none())
@@ -39,7 +38,6 @@ pub async fn run(
             return;
         }
     };
-    let format = config.format();
     while let Some(snapshot) = next(&mut rx, &stop).await {
         let body = format::render(format, &snapshot, &options);
         let request = client
@@ -64,7 +62,7 @@ pub async fn run(
 }
 
 /// The configured headers, marked sensitive; the name of the first that cannot be sent.
-pub(super) fn headers(config: &OutputConfig) -> Result<HeaderMap, String> {
+pub(super) fn headers(config: &HttpOutput) -> Result<HeaderMap, String> {
     let mut map = HeaderMap::new();
     for (name, value) in &config.headers {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| name.clone())?;

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 pub use failure_log::FailureLog;
 
-use crate::config::{OutputConfig, SinkKind};
+use crate::config::OutputConfig;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use format::FormatOptions;
@@ -50,23 +50,23 @@ impl Outputs {
             let name = sink_name(i, config);
             let rx = latest.subscribe();
             let options = FormatOptions {
-                endpoint: config.endpoint.clone(),
+                endpoint: config.endpoint().map(str::to_owned),
             };
-            let config = config.clone();
+            let format = config.format();
             let stop = stop.clone();
             let metrics = metrics.clone();
-            match config.kind {
-                SinkKind::File => {
-                    tracker.spawn(file::run(name, config, options, rx, metrics, stop));
+            match config.clone() {
+                OutputConfig::File(c) => {
+                    tracker.spawn(file::run(name, c, format, options, rx, metrics, stop));
                 }
-                SinkKind::Unix => {
-                    tracker.spawn(unix::run(name, config, options, rx, metrics, stop));
+                OutputConfig::Unix(c) => {
+                    tracker.spawn(unix::run(name, c, format, options, rx, metrics, stop));
                 }
-                SinkKind::Http => {
-                    tracker.spawn(http::run(name, config, options, rx, metrics, stop));
+                OutputConfig::Http(c) => {
+                    tracker.spawn(http::run(name, c, format, options, rx, metrics, stop));
                 }
-                SinkKind::Stdout => {
-                    tracker.spawn(stdout::run(name, config, options, rx, metrics, stop));
+                OutputConfig::Stdout(c) => {
+                    tracker.spawn(stdout::run(name, c, format, options, rx, metrics, stop));
                 }
             }
         }
@@ -101,7 +101,10 @@ pub fn check(configs: &[OutputConfig]) -> Vec<OutputError> {
         .iter()
         .enumerate()
         .filter_map(|(index, config)| {
-            http::headers(config).err().map(|header| OutputError {
+            let OutputConfig::Http(http) = config else {
+                return None;
+            };
+            http::headers(http).err().map(|header| OutputError {
                 index,
                 sink: sink_name(index, config),
                 header,
@@ -112,23 +115,13 @@ pub fn check(configs: &[OutputConfig]) -> Vec<OutputError> {
 
 /// A sink's name in logs and metrics: `file:/path`, `unix:/path`, `http:URL`, `stdout`.
 fn sink_name(index: usize, config: &OutputConfig) -> String {
-    match config.kind {
-        SinkKind::File => format!("file:{}", display_path(config)),
-        SinkKind::Unix => format!("unix:{}", display_path(config)),
+    match config {
+        OutputConfig::File(c) => format!("file:{}", c.path.display()),
+        OutputConfig::Unix(c) => format!("unix:{}", c.path.display()),
         // Without user info or query string: they often carry a token.
-        SinkKind::Http => format!(
-            "http:{}",
-            crate::config::redacted_url(config.url.as_deref().unwrap_or("?"))
-        ),
-        SinkKind::Stdout => format!("stdout[{index}]"),
+        OutputConfig::Http(c) => format!("http:{}", crate::config::redacted_url(&c.url)),
+        OutputConfig::Stdout(_) => format!("stdout[{index}]"),
     }
-}
-
-fn display_path(config: &OutputConfig) -> String {
-    config
-        .path
-        .as_ref()
-        .map_or_else(|| "?".into(), |p| p.display().to_string())
 }
 
 /// Waits for the next snapshot; `None` when the sink should stop.

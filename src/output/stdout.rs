@@ -7,12 +7,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::format::{self, FormatOptions};
 use super::{FailureLog, Latest, next};
-use crate::config::OutputConfig;
+use crate::config::{FormatKind, StdoutOutput};
 use crate::metrics::Metrics;
 
 pub async fn run(
     name: String,
-    config: OutputConfig,
+    _config: StdoutOutput,
+    format: FormatKind,
     options: FormatOptions,
     mut rx: Latest,
     metrics: Arc<Metrics>,
@@ -21,7 +22,7 @@ pub async fn run(
     let mut out = tokio::io::stdout();
     let mut log = FailureLog::default();
     while let Some(snapshot) = next(&mut rx, &stop).await {
-        let bytes = format::render(config.format(), &snapshot, &options);
+        let bytes = format::render(format, &snapshot, &options);
         let result = async {
             out.write_all(&bytes).await?;
             out.flush().await

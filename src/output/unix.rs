@@ -15,25 +15,24 @@ use tokio_util::task::TaskTracker;
 
 use super::format::{self, FormatOptions};
 use super::{FailureLog, Latest, next};
-use crate::config::OutputConfig;
+use crate::config::{FormatKind, UnixOutput};
 use crate::metrics::Metrics;
 
 pub async fn run(
     name: String,
-    config: OutputConfig,
+    config: UnixOutput,
+    format: FormatKind,
     options: FormatOptions,
     mut rx: Latest,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let Some(path) = config.path.clone() else {
-        return;
-    };
+    let path = config.path.clone();
     let mut log = FailureLog::default();
     // Binding is retried every cycle, like any other sink failure (say, the runtime
     // directory appears later).
     let listener = loop {
-        match bind(&path, config.file_mode()).await {
+        match bind(&path, config.mode).await {
             Ok(l) => break l,
             Err(e) => {
                 metrics.output_write(&name, false);
@@ -47,13 +46,12 @@ pub async fn run(
     log.success(&name);
 
     let (rendered_tx, rendered) = watch::channel::<Option<Arc<Vec<u8>>>>(None);
-    let format = config.format();
     if let Some(s) = rx.borrow().clone() {
         rendered_tx.send_replace(Some(Arc::new(format::render(format, &s, &options))));
     }
     let clients = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(config.max_clients_or_default()));
-    let write_timeout = config.timeout_or_default();
+    let slots = Arc::new(Semaphore::new(config.max_clients));
+    let write_timeout = config.timeout.get();
 
     loop {
         tokio::select! {

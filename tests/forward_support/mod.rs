@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tidb_host_agent::config::{self, AlertmanagerConfig, ForwardConfig, ForwardKind, ServerConfig};
+use tidb_host_agent::config::{self, AlertmanagerConfig, ExecForward, ForwardConfig, ServerConfig};
 use tidb_host_agent::forward::{self, ForwardError};
 use tokio_util::sync::CancellationToken;
 
@@ -298,16 +298,11 @@ pub fn forward_config(servers: &[String], forwards: Vec<ForwardConfig>) -> Alert
 }
 
 pub fn exec_target(name: &str, command: &[&str]) -> ForwardConfig {
-    ForwardConfig {
-        kind: ForwardKind::Exec,
+    ForwardConfig::Exec(ExecForward {
         name: Some(name.into()),
         command: command.iter().map(|s| s.to_string()).collect(),
-        url: None,
-        method: "POST".into(),
-        headers: BTreeMap::new(),
-        body: None,
         timeout: config::Duration::from_secs(10),
-    }
+    })
 }
 
 pub fn fixture(name: &str) -> String {

@@ -5,7 +5,7 @@ mod http;
 
 use std::sync::Arc;
 
-use crate::config::{ForwardConfig, ForwardKind};
+use crate::config::ForwardConfig;
 
 use super::alert::Event;
 use super::template::{TemplateError, Templates};
@@ -101,23 +101,12 @@ impl Target {
     }
 }
 
-/// The target's name in the spool and logs: `name`, or `<kind>-<index>`.
-pub fn target_name(config: &ForwardConfig, index: usize) -> String {
-    config.name.clone().unwrap_or_else(|| {
-        let kind = match config.kind {
-            ForwardKind::Exec => "exec",
-            ForwardKind::Http => "http",
-        };
-        format!("{kind}-{index}")
-    })
-}
-
 /// Compiles every target's templates and builds the targets.
 pub fn build(configs: &[ForwardConfig]) -> Result<Vec<Target>, TargetError> {
     let mut templates = Templates::new();
     let mut pending = Vec::new();
     for (index, config) in configs.iter().enumerate() {
-        let name = target_name(config, index);
+        let name = config.name(index);
         let mut add = |field: &str, source: &str| {
             let template = format!("forward.{name}.{field}");
             templates
@@ -128,9 +117,9 @@ pub fn build(configs: &[ForwardConfig]) -> Result<Vec<Target>, TargetError> {
                     source,
                 })
         };
-        let kind = match config.kind {
-            ForwardKind::Exec => {
-                let argv = config
+        let kind = match config {
+            ForwardConfig::Exec(exec) => {
+                let argv = exec
                     .command
                     .iter()
                     .enumerate()
@@ -138,17 +127,22 @@ pub fn build(configs: &[ForwardConfig]) -> Result<Vec<Target>, TargetError> {
                     .collect::<Result<Vec<_>, _>>()?;
                 Pending::Exec { argv }
             }
-            ForwardKind::Http => {
-                let url = add("url", config.url.as_deref().unwrap_or_default())?;
-                let headers = config
+            ForwardConfig::Http(http) => {
+                let url = add("url", &http.url)?;
+                let headers = http
                     .headers
                     .iter()
                     .map(|(header, source)| {
                         Ok((header.clone(), add(&format!("headers.{header}"), source)?))
                     })
                     .collect::<Result<Vec<_>, TargetError>>()?;
-                let body = config.body.as_deref().map(|b| add("body", b)).transpose()?;
-                Pending::Http { url, headers, body }
+                let body = http.body.as_deref().map(|b| add("body", b)).transpose()?;
+                Pending::Http {
+                    method: &http.method,
+                    url,
+                    headers,
+                    body,
+                }
             }
         };
         pending.push((name, config, kind));
@@ -160,16 +154,21 @@ pub fn build(configs: &[ForwardConfig]) -> Result<Vec<Target>, TargetError> {
             Pending::Exec { argv } => Ok(Target::Exec(ExecTarget::new(
                 name,
                 argv,
-                config.timeout.get(),
+                config.timeout().get(),
                 Arc::clone(&templates),
             ))),
-            Pending::Http { url, headers, body } => HttpTarget::new(
-                name,
-                &config.method,
+            Pending::Http {
+                method,
                 url,
                 headers,
                 body,
-                config.timeout.get(),
+            } => HttpTarget::new(
+                name,
+                method,
+                url,
+                headers,
+                body,
+                config.timeout().get(),
                 Arc::clone(&templates),
             )
             .map(Target::Http),
@@ -178,11 +177,12 @@ pub fn build(configs: &[ForwardConfig]) -> Result<Vec<Target>, TargetError> {
 }
 
 /// Template names, before the shared template set is frozen.
-enum Pending {
+enum Pending<'a> {
     Exec {
         argv: Vec<String>,
     },
     Http {
+        method: &'a str,
         url: String,
         headers: Vec<(String, String)>,
         body: Option<String>,
