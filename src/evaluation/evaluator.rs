@@ -246,3 +246,54 @@ async fn ask_pair(pair: &PrometheusPair, ask: Ask<'_>, deadline: Instant) -> Ans
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cycle's one deadline bounds a hung server: every rule is unknown, at the query
+    /// timeout plus the cycle's margin, not a timeout per rule.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_server_costs_one_deadline_per_cycle() {
+        use crate::prometheus::test_support::{hung_server, pair_of};
+
+        let (_listener, url) = hung_server();
+        let pair = pair_of(&url).await;
+        let timeout = Duration::from_secs(5);
+        let mut evaluator = Evaluator::new(
+            pair,
+            Arc::new(Metrics::new()),
+            crate::config::OnNoData::Zero,
+            2,
+            1,
+            timeout,
+        );
+        let rules: Vec<PlannedRule> = (0..6)
+            .map(|i| PlannedRule {
+                key: format!("TiDB.tikv.Rule{i}"),
+                component: "tikv".into(),
+                level: "critical".into(),
+                for_: Duration::ZERO,
+                scope: Scope::Host,
+                query: format!("up == {i}"),
+                source: "test".into(),
+                batchable: false,
+            })
+            .collect();
+        let components = ["tikv".to_owned()].into();
+        let started = tokio::time::Instant::now();
+        let entries = evaluator
+            .cycle(&rules, &components, false, jiff::Timestamp::now())
+            .await;
+        let took = started.elapsed();
+        assert_eq!(entries.len(), 6);
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.state == AlertState::Unknown && e.value == 0)
+        );
+        // Six rules, two at a time: three timeouts in a row would be 15 s.
+        assert!(took >= timeout, "{took:?}");
+        assert!(took <= timeout + Duration::from_secs(1), "{took:?}");
+    }
+}

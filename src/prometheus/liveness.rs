@@ -67,3 +67,31 @@ pub fn entry(pair: &PrometheusPair, key: &str, level: &str) -> Entry {
         since: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::test_support::{hung_server, pair_of};
+
+    /// Every probe of a hung server times out: the server is down after exactly
+    /// `down_after` of them, one per interval, and not one probe earlier.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_is_down_after_down_after_timed_out_probes() {
+        let (_listener, url) = hung_server();
+        let pair = pair_of(&url).await;
+        let stop = CancellationToken::new();
+        let every = Duration::from_secs(15);
+        let timeout = Duration::from_secs(2);
+        let task = tokio::spawn(run(pair.clone(), every, timeout, 3, stop.clone()));
+        // Probes start at 0 s, 15 s and 30 s, and each fails at +2 s.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert!(!pair.prometheus_is_down(), "down after two failed probes");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            pair.prometheus_is_down(),
+            "not down after three failed probes"
+        );
+        stop.cancel();
+        let _ = task.await;
+    }
+}
