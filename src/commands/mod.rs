@@ -10,9 +10,7 @@ use std::process::ExitCode;
 
 use crate::config::{self, Config, Purpose};
 
-pub const EXIT_RUNTIME: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_CONFIG: u8 = 78;
+pub use crate::lifecycle::exit::{EXIT_CONFIG, EXIT_RUNTIME, EXIT_USAGE};
 
 /// Loads the config for `purpose` or prints every problem; `Err` carries the exit code.
 pub fn load_config(path: &Path, purpose: Purpose) -> Result<Config, ExitCode> {

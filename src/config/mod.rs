@@ -6,6 +6,7 @@
 mod duration;
 mod key_template;
 mod load;
+mod scope;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 pub use duration::Duration;
 pub use key_template::{DEFAULT_KEY_TEMPLATE, KeyTemplate, key_part};
 pub use load::{Problem, Problems, Purpose, load, load_for, load_str, load_str_for};
+pub use scope::Scope;
 
 /// Where the daemon looks for its config unless `-c` or `$TIDB_HOST_AGENT_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/tidb-host-agent/config.toml";
@@ -324,7 +326,7 @@ pub struct RuleOverrideConfig {
     #[serde(rename = "for")]
     pub for_: Option<Duration>,
     pub level: Option<String>,
-    pub scope: Option<crate::rules::Scope>,
+    pub scope: Option<Scope>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,9 +17,9 @@ use tokio_util::task::TaskTracker;
 pub use generation::{BuildError, BuildErrors, Generation, Running};
 use metrics_listener::MetricsListener;
 
-use crate::commands::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::config::{self, Config, LogConfig};
 use crate::evaluation::state;
+use crate::lifecycle::exit::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::lifecycle::{heap, logging, notify, signals};
 use crate::metrics::Metrics;
 

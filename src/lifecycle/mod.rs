@@ -1,5 +1,7 @@
-//! Process lifecycle: logging, signals, systemd notifications, the allocator's free pages.
+//! Process lifecycle: exit codes, logging, signals, systemd notifications, the
+//! allocator's free pages.
 
+pub mod exit;
 pub mod heap;
 pub mod logging;
 pub mod notify;

@@ -7,59 +7,15 @@
 mod catalog;
 mod file;
 
-pub use crate::config::{DEFAULT_KEY_TEMPLATE, KeyTemplate, key_part};
+pub use crate::config::{DEFAULT_KEY_TEMPLATE, KeyTemplate, Scope, key_part};
 pub use catalog::{CATALOG_NAME, CATALOG_YAML};
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 pub const DEFAULT_PRODUCT: &str = "TiDB";
-
-/// Where a rule is evaluated (SPEC §3, §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Rewritten with the host matcher; evaluated on every host running the component.
-    Host,
-    /// Evaluated unmodified, only on cluster-reporter hosts.
-    Cluster,
-    /// Not PromQL: the daemon computes the value itself (`Prometheus_is_down`, SPEC §6).
-    Computed,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Host => "host",
-            Scope::Cluster => "cluster",
-            Scope::Computed => "computed",
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scope {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "host" => Ok(Scope::Host),
-            "cluster" => Ok(Scope::Cluster),
-            "computed" => Ok(Scope::Computed),
-            other => Err(format!("unknown scope `{other}`; use `host` or `cluster`")),
-        }
-    }
-}
 
 /// One alert rule, named by its key.
 #[derive(Debug, Clone, PartialEq)]
