@@ -196,12 +196,7 @@ impl Generation {
             token.clone(),
         ));
         if let Some(forwarder) = forwarder {
-            let (metrics, stop) = (metrics.clone(), token.clone());
-            tasks.spawn(async move {
-                if let Err(e) = forwarder.run(metrics, stop).await {
-                    tracing::error!("alert forwarding is off: {}", crate::error::chain(&e));
-                }
-            });
+            forward_on_own_thread(forwarder, metrics.clone(), token.clone(), &tasks);
         }
         tasks.close();
         let state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
@@ -215,6 +210,35 @@ impl Generation {
             token,
         }
     }
+}
+
+/// Runs forwarding on a thread and runtime of its own: parsing a large Alertmanager
+/// answer, merging thousands of alerts and fsyncing the spool then never delay a cycle,
+/// a sink or the watchdog, which share the daemon's one runtime thread.
+fn forward_on_own_thread(
+    forwarder: Forwarder,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    tasks: &TaskTracker,
+) {
+    let thread = tokio::task::spawn_blocking(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!("alert forwarding is off: cannot start its runtime: {e}");
+                return;
+            }
+        };
+        if let Err(e) = runtime.block_on(forwarder.run(metrics, stop)) {
+            tracing::error!("alert forwarding is off: {}", crate::error::chain(&e));
+        }
+    });
+    tasks.spawn(async move {
+        let _ = thread.await;
+    });
 }
 
 /// A started generation.
