@@ -30,6 +30,12 @@ fn latency_histogram() -> Histogram {
     ])
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
 /// Every self-metric, shared by all tasks.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +48,7 @@ pub struct Metrics {
     ping_rtt: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     ping_loss: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     forward_deliveries: Family<Labels, Counter>,
+    forward_dropped: Family<Labels, Counter>,
     config_last_reload_successful: Gauge,
 }
 
@@ -115,6 +122,12 @@ impl Metrics {
             "1 if the last configuration load or reload succeeded",
             config_last_reload_successful.clone(),
         );
+        let forward_dropped = Family::<Labels, Counter>::default();
+        registry.register(
+            "forward_dropped",
+            "Alerts and events dropped by a forwarding bound, by reason",
+            forward_dropped.clone(),
+        );
         let build_info = Family::<Labels, Gauge>::default();
         registry.register("build_info", "Build information", build_info.clone());
         build_info
@@ -132,6 +145,7 @@ impl Metrics {
             ping_rtt,
             ping_loss,
             forward_deliveries,
+            forward_dropped,
             config_last_reload_successful,
         }
     }
@@ -195,6 +209,15 @@ impl Metrics {
                 ("result", if ok { "ok" } else { "error" }),
             ]))
             .inc();
+    }
+
+    /// `count` alerts or events dropped because a bound was hit: `spool_full` (the oldest
+    /// spooled events, past `max_events` or `max_bytes`) or `alerts_over_max` (an
+    /// answer's alerts past `max_alerts`).
+    pub fn forward_dropped(&self, reason: &str, count: u64) {
+        self.forward_dropped
+            .get_or_create(&labels([("reason", reason)]))
+            .inc_by(count);
     }
 
     pub fn config_reload(&self, ok: bool) {

@@ -525,6 +525,13 @@ pub struct AlertmanagerConfig {
     pub max_age: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Spooled events kept at most; past it the oldest events are dropped first.
+    pub max_events: usize,
+    /// Bytes of spooled events kept at most; past it the oldest events are dropped first.
+    pub max_bytes: u64,
+    /// Alerts taken from one server's answer at most, the earliest started first; the
+    /// rest wait until there is room.
+    pub max_alerts: usize,
     /// Optional webhook receiver, e.g. "127.0.0.1:9096".
     pub listen: Option<String>,
     #[serde(rename = "forward")]
@@ -545,6 +552,9 @@ impl Default for AlertmanagerConfig {
             max_age: Duration::from_secs(24 * 3600),
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(300),
+            max_events: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_alerts: 10_000,
             listen: None,
             forwards: Vec::new(),
         }

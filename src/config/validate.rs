@@ -304,6 +304,15 @@ fn alertmanager(config: &Config, found: &mut Found) {
             "must be longer than 0s".into(),
         ));
     }
+    for (key, value) in [
+        ("max_events", am.max_events as u64),
+        ("max_bytes", am.max_bytes),
+        ("max_alerts", am.max_alerts as u64),
+    ] {
+        if value == 0 {
+            found.push((path(&["alertmanager", key]), "must be at least 1".into()));
+        }
+    }
     if am.retry_initial > am.retry_max {
         found.push((
             path(&["alertmanager", "retry_initial"]),

@@ -66,6 +66,22 @@ pub(crate) struct Pipeline {
     retention: Duration,
     /// The last save of `known` failed; try again on the next change or poll.
     unsaved: bool,
+    metrics: Arc<Metrics>,
+    /// The spool is dropping its oldest events to make room (logged once per episode).
+    spool_full: Bound,
+}
+
+/// A bound that is hit: logged once when it starts being hit, and once when it stops.
+#[derive(Debug, Default)]
+pub(crate) struct Bound {
+    hit: bool,
+}
+
+impl Bound {
+    /// Records whether the bound was hit now; true when that is a change.
+    fn hit(&mut self, now: bool) -> bool {
+        std::mem::replace(&mut self.hit, now) != now
+    }
 }
 
 impl Pipeline {
@@ -89,6 +105,7 @@ impl Pipeline {
                 );
             }
         }
+        self.note_dropped();
         if next != self.known || self.unsaved {
             self.known = next;
             self.unsaved = false;
@@ -98,6 +115,31 @@ impl Pipeline {
             }
         }
         Ok(events)
+    }
+}
+
+impl Pipeline {
+    /// Counts the events the spool dropped to make room, and says so once per episode.
+    fn note_dropped(&mut self) {
+        let dropped = self.spool.take_dropped();
+        if !dropped.is_empty() {
+            self.metrics
+                .forward_dropped("spool_full", dropped.len() as u64);
+        }
+        if self.spool_full.hit(!dropped.is_empty()) {
+            if dropped.is_empty() {
+                tracing::info!("the forward spool has room again");
+            } else {
+                tracing::error!(
+                    dropped = dropped.len(),
+                    oldest_dropped = %dropped[0].created,
+                    spooled_bytes = self.spool.bytes(),
+                    "the forward spool is full (alertmanager.max_events or max_bytes): its \
+                     oldest events are dropped to make room; tidb_host_agent_forward_dropped_total \
+                     counts them"
+                );
+            }
+        }
     }
 }
 
@@ -172,7 +214,11 @@ impl Forwarder {
             targets,
             clients,
         } = self;
-        let spool = Spool::open(&spool_dir)?;
+        let mut spool = Spool::open(&spool_dir)?;
+        spool.set_limits(spool::Limits {
+            max_events: config.max_events,
+            max_bytes: config.max_bytes,
+        });
         let known = spool.load_known();
         tracing::info!(
             spool = %spool_dir.display(),
@@ -187,6 +233,8 @@ impl Forwarder {
             known,
             retention,
             unsaved: false,
+            metrics: Arc::clone(&metrics),
+            spool_full: Bound::default(),
         }));
         let target_names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
         let notifies: Vec<Arc<Notify>> = targets.iter().map(|_| Arc::new(Notify::new())).collect();
@@ -259,6 +307,7 @@ async fn poll_loop(
     let mut ticker = tokio::time::interval(config.poll_interval.get());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reachable: BTreeMap<String, bool> = BTreeMap::new();
+    let mut over_max = Bound::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -269,11 +318,35 @@ async fn poll_loop(
                 _ = shutdown.cancelled() => return,
                 answers = futures::future::join_all(clients.iter().map(|c| c.alerts())) => answers,
             };
-            let answers: Vec<Option<Vec<alert::Alert>>> = clients
+            let mut answers: Vec<Option<Vec<alert::Alert>>> = clients
                 .iter()
                 .zip(answers)
                 .map(|(client, answer)| note_reachability(&mut reachable, client, answer))
                 .collect();
+            let ignored: usize = answers
+                .iter_mut()
+                .flatten()
+                .map(|alerts| keep_earliest(alerts, config.max_alerts))
+                .sum();
+            if ignored > 0 {
+                pipeline
+                    .lock()
+                    .await
+                    .metrics
+                    .forward_dropped("alerts_over_max", ignored as u64);
+            }
+            if over_max.hit(ignored > 0) {
+                if ignored > 0 {
+                    tracing::error!(
+                        ignored,
+                        max_alerts = config.max_alerts,
+                        "an Alertmanager answered more alerts than alertmanager.max_alerts: the \
+                         earliest started are forwarded, the rest once there is room"
+                    );
+                } else {
+                    tracing::info!("Alertmanager answers fit in alertmanager.max_alerts again");
+                }
+            }
             let views: Vec<ServerAnswer<'_>> = clients
                 .iter()
                 .zip(&answers)
@@ -300,6 +373,17 @@ async fn poll_loop(
         }
         sweep(pipeline, config.max_age.get(), target_names).await;
     }
+}
+
+/// Keeps the `max` earliest-started alerts of one answer; returns how many it dropped.
+fn keep_earliest(alerts: &mut Vec<alert::Alert>, max: usize) -> usize {
+    if alerts.len() <= max {
+        return 0;
+    }
+    alerts.sort_by(|a, b| (a.starts_at, &a.fingerprint).cmp(&(b.starts_at, &b.fingerprint)));
+    let dropped = alerts.len() - max;
+    alerts.truncate(max);
+    dropped
 }
 
 /// Logs a server going down or coming back once, not on every poll.
@@ -348,5 +432,31 @@ async fn sweep(pipeline: &Mutex<Pipeline>, max_age: Duration, target_names: &[St
             }
         }
         Err(e) => tracing::error!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge::tests::alert;
+    use super::*;
+
+    #[test]
+    fn an_answer_past_max_alerts_keeps_the_earliest_started() {
+        let mut alerts: Vec<alert::Alert> =
+            (0..5).map(|i| alert(&format!("f{i}"), 100 - i)).collect();
+        assert_eq!(keep_earliest(&mut alerts, 10), 0);
+        assert_eq!(alerts.len(), 5);
+        assert_eq!(keep_earliest(&mut alerts, 2), 3);
+        let kept: Vec<&str> = alerts.iter().map(|a| a.fingerprint.as_str()).collect();
+        assert_eq!(kept, ["f4", "f3"]);
+    }
+
+    #[test]
+    fn a_bound_is_reported_when_it_starts_and_stops_being_hit() {
+        let mut bound = Bound::default();
+        assert!(!bound.hit(false));
+        assert!(bound.hit(true));
+        assert!(!bound.hit(true));
+        assert!(bound.hit(false));
     }
 }

@@ -110,12 +110,34 @@ pub struct Expired {
     pub last_error: Option<String>,
 }
 
+/// How much the spool holds at most; past either bound the oldest events go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_events: usize,
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_events: usize::MAX,
+            max_bytes: u64::MAX,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
     entries: BTreeMap<String, SpooledEvent>,
     order: BTreeMap<u64, String>,
     next_seq: u64,
+    /// Each event file's size, and their sum.
+    sizes: BTreeMap<String, u64>,
+    bytes: u64,
+    limits: Limits,
+    /// Events dropped to make room since [`Spool::take_dropped`] last asked.
+    dropped: Vec<SpooledEvent>,
 }
 
 impl Spool {
@@ -139,6 +161,10 @@ impl Spool {
             entries: BTreeMap::new(),
             order: BTreeMap::new(),
             next_seq: 1,
+            sizes: BTreeMap::new(),
+            bytes: 0,
+            limits: Limits::default(),
+            dropped: Vec::new(),
         };
         for entry in fs::read_dir(dir).map_err(read_dir)? {
             let path = entry.map_err(read_dir)?.path();
@@ -160,6 +186,8 @@ impl Spool {
                     "spooled event written by a newer version; leaving it alone"
                 ),
                 Ok(spooled) => {
+                    let size = fs::metadata(&path).map_or(0, |m| m.len());
+                    spool.track_size(id, size);
                     spool.next_seq = spool.next_seq.max(spooled.seq.saturating_add(1));
                     spool.order.insert(spooled.seq, id.to_owned());
                     spool.entries.insert(id.to_owned(), spooled);
@@ -176,6 +204,43 @@ impl Spool {
             }
         }
         Ok(spool)
+    }
+
+    /// Sets the bounds; events past them are dropped, oldest first, on the next add.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The events dropped to make room since the last call.
+    pub fn take_dropped(&mut self) -> Vec<SpooledEvent> {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Bytes of the event files.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn track_size(&mut self, id: &str, size: u64) {
+        let old = self.sizes.insert(id.to_owned(), size).unwrap_or(0);
+        self.bytes = self.bytes.saturating_sub(old).saturating_add(size);
+    }
+
+    /// Drops the oldest events until `incoming` more bytes and one more event fit.
+    fn make_room(&mut self, incoming: u64) -> Result<(), SpoolError> {
+        while !self.entries.is_empty()
+            && (self.entries.len() >= self.limits.max_events
+                || self.bytes.saturating_add(incoming) > self.limits.max_bytes)
+        {
+            let Some(oldest) = self.order.values().next().cloned() else {
+                break;
+            };
+            if let Some(spooled) = self.entries.get(&oldest).cloned() {
+                self.dropped.push(spooled);
+            }
+            self.remove(&oldest)?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -209,7 +274,10 @@ impl Spool {
             delivered: BTreeSet::new(),
             failures: BTreeMap::new(),
         };
-        write_atomically(&self.event_path(&id), &spooled)?;
+        let bytes = encode(&self.event_path(&id), &spooled)?;
+        self.make_room(bytes.len() as u64)?;
+        write_bytes(&self.event_path(&id), &bytes)?;
+        self.track_size(&id, bytes.len() as u64);
         self.next_seq += 1;
         self.order.insert(spooled.seq, id.clone());
         self.entries.insert(id, spooled);
@@ -263,7 +331,9 @@ impl Spool {
             self.remove(id)
         } else {
             let spooled = spooled.clone();
-            write_atomically(&self.event_path(id), &spooled)
+            let size = write_atomically(&self.event_path(id), &spooled)?;
+            self.track_size(id, size);
+            Ok(())
         }
     }
 
@@ -295,7 +365,8 @@ impl Spool {
             },
         );
         let spooled = spooled.clone();
-        write_atomically(&path, &spooled)?;
+        let size = write_atomically(&path, &spooled)?;
+        self.track_size(id, size);
         Ok(retry_at)
     }
 
@@ -348,6 +419,9 @@ impl Spool {
         if let Some(spooled) = self.entries.remove(id) {
             self.order.remove(&spooled.seq);
         }
+        if let Some(size) = self.sizes.remove(id) {
+            self.bytes = self.bytes.saturating_sub(size);
+        }
         Ok(())
     }
 
@@ -399,6 +473,7 @@ impl Spool {
                 known,
             },
         )
+        .map(|_| ())
     }
 }
 
@@ -425,13 +500,23 @@ fn read_event(path: &Path) -> Result<SpooledEvent, String> {
 }
 
 /// Replaces `path` with `value` durably: after a crash the file is either the old or the
-/// new version, never a torn one, and a returned write survives the crash.
-fn write_atomically(path: &Path, value: &impl Serialize) -> Result<(), SpoolError> {
-    let bytes = serde_json::to_vec(value).map_err(|source| SpoolError::Encode {
+/// new version, never a torn one, and a returned write survives the crash. Returns the
+/// file's size.
+fn write_atomically(path: &Path, value: &impl Serialize) -> Result<u64, SpoolError> {
+    let bytes = encode(path, value)?;
+    write_bytes(path, &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+fn encode(path: &Path, value: &impl Serialize) -> Result<Vec<u8>, SpoolError> {
+    serde_json::to_vec(value).map_err(|source| SpoolError::Encode {
         path: path.to_owned(),
         source,
-    })?;
-    atomic_file::replace(path, &bytes, 0o600, Durability::Durable).map_err(|source| {
+    })
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+    atomic_file::replace(path, bytes, 0o600, Durability::Durable).map_err(|source| {
         SpoolError::Write {
             path: path.to_owned(),
             source,
@@ -506,6 +591,58 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn past_max_events_the_oldest_events_are_dropped_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path()).unwrap();
+        spool.set_limits(Limits {
+            max_events: 3,
+            max_bytes: u64::MAX,
+        });
+        for (i, fingerprint) in ["a1", "a2", "a3", "a4", "a5"].iter().enumerate() {
+            assert!(spool.add(firing(fingerprint), at(i as i64)).unwrap());
+        }
+        assert_eq!(spool.len(), 3);
+        let dropped: Vec<String> = spool
+            .take_dropped()
+            .into_iter()
+            .map(|d| d.event.fingerprint)
+            .collect();
+        assert_eq!(dropped, ["a1", "a2"]);
+        assert!(spool.take_dropped().is_empty(), "reported once");
+        // The files went too: a reopened spool holds the three newest.
+        let reopened = Spool::open(dir.path()).unwrap();
+        assert_eq!(reopened.len(), 3);
+        assert_eq!(reopened.bytes(), spool.bytes());
+        let due = reopened.next_due("a", at(10));
+        assert!(matches!(due, Due::Now { event, .. } if event.fingerprint == "a3"));
+    }
+
+    #[test]
+    fn past_max_bytes_the_oldest_events_are_dropped_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path()).unwrap();
+        spool.add(firing("b1"), at(0)).unwrap();
+        let one = spool.bytes();
+        assert!(one > 0);
+        spool.set_limits(Limits {
+            max_events: usize::MAX,
+            max_bytes: one * 2 + one / 2,
+        });
+        spool.add(firing("b2"), at(1)).unwrap();
+        assert!(spool.take_dropped().is_empty());
+        spool.add(firing("b3"), at(2)).unwrap();
+        assert_eq!(spool.len(), 2);
+        assert!(
+            spool.bytes() <= one * 2 + one / 2,
+            "{} bytes",
+            spool.bytes()
+        );
+        let dropped = spool.take_dropped();
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].event.fingerprint, "b1");
     }
 
     #[test]
