@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -732,7 +733,7 @@ def main():
         "schema": 1,
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": round((finished - started).total_seconds()),
-        "command": " ".join(sys.argv),
+        "command": shlex.join(sys.argv),
         "machine": {**machine(), "load_before": load_before, "load_after": load_average()},
         "software": software(),
         "tree": tree,

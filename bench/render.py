@@ -171,8 +171,8 @@ def render(run, source):
         pairs = [(a, b) for a, b in zip(a_rounds, d_rounds) if a is not None and b is not None]
         if pairs:
             add(f"`{label}` − `agent`, RssAnon by round: "
-                + ", ".join(f"{b - a:+,} KiB" for a, b in pairs)
-                + (f"; with ping: {get(footprint.get(label), ('memory', 'rss_anon_kib')) - get(footprint.get('agent'), ('memory', 'rss_anon_kib')):+,} KiB"
+                + ", ".join(f"{b - a:+,.0f} KiB" for a, b in pairs)
+                + (f"; with ping: {get(footprint.get(label), ('memory', 'rss_anon_kib')) - get(footprint.get('agent'), ('memory', 'rss_anon_kib')):+,.0f} KiB"
                    if label in footprint and "agent" in footprint else "") + ".")
             add("")
 
@@ -190,6 +190,8 @@ def render(run, source):
         [f"CPU per cycle of {s['promql_rules']} rules", *(num(over_rounds(run, x, "cpu_ms_per_cycle"), 2, " ms") for x in labels),
          num(over_rounds(run, "vmalert", "cpu_ms_per_cycle"), 2, " ms"),
          ratio(over_rounds(run, "agent", "cpu_ms_per_cycle"), over_rounds(run, "vmalert", "cpu_ms_per_cycle"))],
+        ["minor page faults per cycle", *(num(over_rounds(run, x, "minor_faults_per_cycle"), 1) for x in labels),
+         num(over_rounds(run, "vmalert", "minor_faults_per_cycle"), 1), ""],
     ]
     add(table(["", *(f"`{x}`" for x in labels), "vmalert", "agent / vmalert"], rows))
     add("")
