@@ -6,7 +6,7 @@ pair scraping fake TiDB components that serve the 41 rules' metrics). bench/run.
 the binaries and calls this, then bench/render.py. Run as root: ping needs CAP_NET_RAW.
 
 What is measured (SPEC §14, §15):
-- footprint: the agent with its rules, 100 ping targets and 3 sinks, for a few minutes;
+- footprint: the agent with its rules, 100 ping targets and 3 sinks, for two minutes;
 - rounds: the agent (and any --compare binary) and vmalert on the same rules, one after
   the other in an order that alternates between rounds, then the sequential baseline
   (bench/sequential.rs) one request after another and all at once;
@@ -169,9 +169,9 @@ class Processes:
     def __init__(self):
         self.running = []
 
-    def start(self, args, log_path, **kwargs):
+    def start(self, args, log_path):
         with open(log_path, "w") as out:
-            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         self.running.append(process)
         return process
 

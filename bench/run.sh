@@ -3,7 +3,7 @@
 # bench/results/<date>-<commit>.json) and renders bench/REPORT.md's generated part from it
 # (bench/render.py). Run as root: ping needs CAP_NET_RAW.
 #
-#   bench/run.sh                                   # about 17 minutes on 2 cores
+#   bench/run.sh                                   # about 12 minutes on 2 cores
 #   bench/run.sh --rounds 3 --window-seconds 20    # any bench/measure.py option (--help)
 #   bench/run.sh --compare other=/path/to/tidb-host-agent --describe 'other=what it is'
 #
