@@ -96,7 +96,7 @@ def render(run, source):
         f"a cycle in batches of up to {s['rules_per_query']}. vmalert evaluates the same "
         f"{s['vmalert_rules']} rules (the catalog without the computed Prometheus_is_down), "
         f"unscoped, against A, notifying a real Alertmanager.")
-    add(f"- {s['rounds']} rounds; in each, every agent binary and vmalert run one after the other "
+    add(f"- {s['rounds']} round{'s' if s['rounds'] != 1 else ''}; in each, every agent binary and vmalert run one after the other "
         f"(the order alternates) for {s['window_seconds']:g} s at a {s['interval_ms']} ms interval "
         f"after {s['warmup_cycles']} warm-up cycles, then the sequential baseline ({s['seq_runs']} runs "
         f"one request after another, {s['seq_runs']} all at once). Memory is the median of one "
