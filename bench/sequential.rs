@@ -14,7 +14,7 @@
 //! `--at-once` sends every request of a run at the same time instead, each rule alone on
 //! a connection kept from the run before: the fastest a client that asks rule by rule can
 //! have the answers, with all the parallelism Prometheus can give and no work of its own
-//! (bench/REPORT.md, section 4).
+//! (bench/REPORT.md, "Cycle time and the sequential baseline").
 
 use std::time::{Duration, Instant};
 
