@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run(Default::default()));
+    // Before the runtime starts any thread: forward commands must not inherit CAP_NET_RAW.
+    tidb_host_agent::lifecycle::capabilities::keep_ambient_capabilities_from_children();
     // The daemon waits on the network nearly all the time: one thread carries it, with less
     // memory and fewer wake-ups than a pool (bench/REPORT.md). The one-shot ping keeps two
     // workers to take the replies of thousands of targets at once.

@@ -70,6 +70,20 @@ pub(crate) async fn run_target(
                     );
                 }
             }
+            Err(error) if error.is_permanent() => {
+                // Retrying renders the same thing: give this target up, once, loudly.
+                metrics.forward_dropped("undeliverable", 1);
+                tracing::error!(
+                    target = %name,
+                    alertname = ?event.alertname(),
+                    status = %event.status,
+                    fingerprint = ?event.fingerprint,
+                    "alert event cannot be delivered to this target, and is not retried: {error}"
+                );
+                if let Err(e) = pipeline.spool.delivered(&id, &name, &all_targets) {
+                    tracing::error!("{e}; target `{name}` may be tried again after a restart");
+                }
+            }
             Err(error) => {
                 let now = Timestamp::now();
                 match pipeline

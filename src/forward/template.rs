@@ -227,6 +227,11 @@ mod tests {
         assert_eq!(back["instance"], "10.0.1.1:20180");
         let whole: Event = serde_json::from_str(&render("{{ event_json }}", &e).unwrap()).unwrap();
         assert_eq!(whole, e);
+        // A value placed in a URL: every reserved character escaped but `/`, as Jinja's.
+        assert_eq!(
+            render("{{ 'a b&c=d/é?#' | urlencode }}", &e).unwrap(),
+            "a%20b%26c%3Dd/%C3%A9%3F%23"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Process lifecycle: exit codes, logging, signals, systemd notifications, the
 //! allocator's free pages.
 
+pub mod capabilities;
 pub mod exit;
 pub mod heap;
 pub mod logging;

@@ -27,6 +27,9 @@ use crate::forward::template::{Templates, event_context};
 /// Longest value of an `ALERT_*` variable; Linux refuses any single argument or
 /// environment string over 128 KiB.
 pub const ENV_VALUE_MAX_BYTES: usize = 32 * 1024;
+/// Longest argument Linux passes to a program (`MAX_ARG_STRLEN`, 32 pages).
+pub const ARG_MAX_BYTES: usize = 128 * 1024;
+
 /// Stderr kept for the failure log.
 const STDERR_KEPT_BYTES: usize = 2048;
 /// How long stderr is still read after the process exited: a background grandchild may
@@ -70,6 +73,19 @@ impl ExecTarget {
         let Some((program, args)) = argv.split_first().filter(|(p, _)| !p.is_empty()) else {
             return Err(DeliveryError::EmptyProgram);
         };
+        for (index, arg) in argv.iter().enumerate() {
+            let why = if arg.contains('\0') {
+                "it holds a NUL byte, which no argument can carry".to_owned()
+            } else if arg.len() > ARG_MAX_BYTES {
+                format!(
+                    "it is {} bytes, and Linux passes at most {ARG_MAX_BYTES}",
+                    arg.len()
+                )
+            } else {
+                continue;
+            };
+            return Err(DeliveryError::BadArgument { index, why });
+        }
         let mut stdin_bytes = serde_json::to_vec(event).unwrap_or_default();
         stdin_bytes.push(b'\n');
 
@@ -80,6 +96,8 @@ impl ExecTarget {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group, so that a timeout ends whatever it started too.
+            .process_group(0)
             .spawn()
             .map_err(|source| DeliveryError::Spawn {
                 program: program.clone(),
@@ -111,6 +129,12 @@ impl ExecTarget {
                 });
             }
             Err(_) => {
+                if let Some(pid) = child
+                    .id()
+                    .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+                {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
                 let _ = child.kill().await;
                 return Err(DeliveryError::ExecTimeout {
                     program: program.clone(),
@@ -201,5 +225,81 @@ mod tests {
         assert_eq!(env["ALERT_ENDS_AT"], "");
         assert_eq!(env["ALERT_TARGET"], "pager");
         assert_eq!(env["ALERT_ID"], event.id());
+    }
+
+    fn exec_target(command: &[&str], timeout: Duration) -> ExecTarget {
+        let config = crate::config::ForwardConfig::Exec(crate::config::ExecForward {
+            name: Some("t".into()),
+            command: command.iter().map(|c| c.to_string()).collect(),
+            timeout: crate::config::Duration(timeout),
+        });
+        match super::super::build(&[config]) {
+            Ok(mut targets) => match targets.remove(0) {
+                super::super::Target::Exec(t) => t,
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn arguments_that_no_program_can_take_fail_for_good() {
+        let target = exec_target(&["/bin/true", "{{ labels.x }}"], Duration::from_secs(5));
+        for (value, expected) in [
+            ("a\0b".to_owned(), "holds a NUL byte"),
+            (
+                "x".repeat(ARG_MAX_BYTES + 1),
+                "bytes, and Linux passes at most",
+            ),
+        ] {
+            let mut a = alert("aa", 0);
+            a.labels.insert("x".into(), value);
+            let error = match target.deliver(&Event::firing(&a, a.starts_at)).await {
+                Err(e) => e,
+                Ok(()) => panic!("delivered an unusable argument"),
+            };
+            assert!(error.is_permanent(), "{error}");
+            assert!(error.to_string().contains("argument 1"), "{error}");
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+        let a = alert("aa", 0);
+        assert!(
+            target
+                .deliver(&Event::firing(&a, a.starts_at))
+                .await
+                .is_ok()
+        );
+    }
+
+    /// A command that times out is killed with everything it started.
+    #[tokio::test]
+    async fn a_timed_out_command_is_killed_with_its_process_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
+        let target = exec_target(&["/bin/sh", "-c", &script], Duration::from_millis(300));
+        let a = alert("aa", 0);
+        let error = match target.deliver(&Event::firing(&a, a.starts_at)).await {
+            Err(e) => e,
+            Ok(()) => panic!("a hung command succeeded"),
+        };
+        assert!(
+            matches!(error, DeliveryError::ExecTimeout { .. }),
+            "{error}"
+        );
+        assert!(!error.is_permanent());
+        let pid = std::fs::read_to_string(&pid_file).expect("the grandchild's pid");
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        // Gone, or a zombie waiting for whoever inherited it.
+        while std::fs::read_to_string(&stat).is_ok_and(|s| s.split_whitespace().nth(2) != Some("Z"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command's child {} outlived its timeout",
+                pid.trim()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

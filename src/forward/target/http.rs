@@ -16,6 +16,9 @@ use crate::forward::template::{Templates, event_context};
 /// Response body kept for the failure log.
 const BODY_KEPT_BYTES: usize = 512;
 
+/// Longest header value a target sends; servers commonly refuse headers past 8 KiB.
+const HEADER_MAX_BYTES: usize = 8 * 1024;
+
 #[derive(Debug)]
 pub struct HttpTarget {
     name: String,
@@ -81,21 +84,27 @@ impl HttpTarget {
         let context = event_context(event);
         let url = self.templates.render(&self.url, &context)?;
         let parsed = Url::parse(&url).map_err(|e| DeliveryError::BadUrl {
-            url: url.clone(),
+            url: crate::config::redacted_url(&url),
             why: e.to_string(),
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(DeliveryError::BadUrl {
-                url,
+                url: crate::config::redacted_url(&url),
                 why: "the scheme must be http or https".into(),
             });
         }
         let mut headers = HeaderMap::new();
         for (name, template) in &self.headers {
             let value = self.templates.render(template, &context)?;
-            let value = HeaderValue::from_str(&value).map_err(|e| DeliveryError::BadHeader {
+            if value.len() > HEADER_MAX_BYTES {
+                return Err(DeliveryError::BadHeader {
+                    name: name.to_string(),
+                    why: format!("it is {} bytes; at most {HEADER_MAX_BYTES}", value.len()),
+                });
+            }
+            let value = HeaderValue::from_str(&value).map_err(|_| DeliveryError::BadHeader {
                 name: name.to_string(),
-                why: e.to_string(),
+                why: "it holds a control character (CR, LF or NUL)".into(),
             })?;
             headers.insert(name.clone(), value);
         }
@@ -147,9 +156,5 @@ async fn head(mut response: reqwest::Response) -> String {
 
 /// The URL for logs: without credentials or query string, which may carry tokens.
 fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.to_string()
+    crate::config::redacted_url(url.as_str())
 }

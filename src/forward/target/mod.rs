@@ -19,6 +19,8 @@ pub enum DeliveryError {
     Template(#[from] TemplateError),
     #[error("the command template rendered an empty program name")]
     EmptyProgram,
+    #[error("argument {index} of the command cannot be passed: {why}")]
+    BadArgument { index: usize, why: String },
     #[error("cannot start `{program}`: {source}")]
     Spawn {
         program: String,
@@ -52,6 +54,21 @@ pub enum DeliveryError {
         status: reqwest::StatusCode,
         body: String,
     },
+}
+
+impl DeliveryError {
+    /// The event can never be delivered to this target as configured (its templates
+    /// render something unusable): retrying would fail the same way.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::Template(_)
+                | DeliveryError::EmptyProgram
+                | DeliveryError::BadArgument { .. }
+                | DeliveryError::BadUrl { .. }
+                | DeliveryError::BadHeader { .. }
+        )
+    }
 }
 
 fn stderr_suffix(text: &str) -> String {
