@@ -94,3 +94,33 @@ fn the_config_path_comes_from_the_environment() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/from-env.toml"));
 }
+
+#[test]
+fn check_warns_about_a_secret_file_every_user_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[prometheus]\nservers = [{{ url = \"http://127.0.0.1:1\", bearer_token_file = \"{}\" }}]\n\n[[output]]\nkind = \"stdout\"\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let check = |mode: u32| {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = agent().arg("check").arg("-c").arg(&config).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let open = check(0o644);
+    assert!(
+        open.contains(&format!("warning: {} is readable by every user", token.display())),
+        "{open}"
+    );
+    assert!(!open.contains("s3cret"), "{open}");
+    assert_eq!(check(0o640), "");
+}

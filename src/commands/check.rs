@@ -28,6 +28,9 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
         rules.len(),
         config.outputs.len()
     );
+    for warning in secret_file_warnings(config) {
+        eprintln!("warning: {warning}");
+    }
     if !connect {
         return ExitCode::SUCCESS;
     }
@@ -85,4 +88,33 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Secret files any user of the host can read: the token is as good as public there.
+fn secret_file_warnings(config: &Config) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let servers = config
+        .prometheus
+        .servers
+        .iter()
+        .chain(&config.alertmanager.servers);
+    let files = servers.flat_map(|s| {
+        [
+            s.basic_auth_password_file.as_deref(),
+            s.bearer_token_file.as_deref(),
+        ]
+    });
+    files
+        .flatten()
+        .filter(|path| {
+            std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+        })
+        .map(|path| {
+            format!(
+                "{} is readable by every user of this host; make it readable by the agent \
+                 only: chown root:tidb-host-agent FILE; chmod 0640 FILE",
+                path.display()
+            )
+        })
+        .collect()
 }

@@ -36,6 +36,18 @@ impl StickyComponents {
     pub fn is_empty(&self) -> bool {
         self.last_seen.is_empty()
     }
+
+    /// Moves sightings later than `now` (a clock stepped back) to `now`; returns how many.
+    pub fn clamp_to(&mut self, now: Timestamp) -> usize {
+        let mut moved = 0;
+        for seen in self.last_seen.values_mut() {
+            if *seen > now {
+                *seen = now;
+                moved += 1;
+            }
+        }
+        moved
+    }
 }
 
 /// Maps the `group` values of `probe_success` and the `job` values of `up` seen for this

@@ -57,6 +57,19 @@ impl ForState {
         matches!(self, ForState::Firing { .. })
     }
 
+    /// The same state, with a `since` later than `now` (a clock stepped back since it
+    /// was saved) moved to `now`; `None` when nothing was in the future.
+    pub fn clamped(self, now: Timestamp) -> Option<ForState> {
+        match self {
+            ForState::Inactive { since: Some(t) } if t > now => {
+                Some(ForState::Inactive { since: Some(now) })
+            }
+            ForState::Pending { since } if since > now => Some(ForState::Pending { since: now }),
+            ForState::Firing { since } if since > now => Some(ForState::Firing { since: now }),
+            _ => None,
+        }
+    }
+
     pub fn since(self) -> Option<Timestamp> {
         match self {
             ForState::Inactive { since } => since,
@@ -78,6 +91,21 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_since_in_the_future_is_clamped_to_now() {
+        let now = at(100);
+        assert_eq!(
+            ForState::Pending { since: at(500) }.clamped(now),
+            Some(ForState::Pending { since: now })
+        );
+        assert_eq!(
+            ForState::Firing { since: at(101) }.clamped(now),
+            Some(ForState::Firing { since: now })
+        );
+        assert_eq!(ForState::Pending { since: at(99) }.clamped(now), None);
+        assert_eq!(ForState::Inactive { since: None }.clamped(now), None);
+    }
 
     #[test]
     fn fires_only_after_for_has_elapsed() {

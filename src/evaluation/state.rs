@@ -67,6 +67,25 @@ pub fn restore(path: &Path, now: Timestamp, max_age: Duration) -> SavedState {
     if age.is_none_or(|a| a > max_age) {
         state.keys.clear();
     }
+    // A clock stepped back since the save: a `for` timer must not start in the future,
+    // where it would never fire, and a component must not stay present for longer.
+    let mut clamped = Vec::new();
+    for (key, for_state) in &mut state.keys {
+        if let Some(now_state) = for_state.clamped(now) {
+            *for_state = now_state;
+            clamped.push(key.clone());
+        }
+    }
+    let components = state.components.clamp_to(now);
+    if !clamped.is_empty() || components > 0 {
+        tracing::warn!(
+            keys = ?clamped,
+            components,
+            "the state file {} holds times later than now (was the clock stepped back?); \
+             they start from now",
+            path.display()
+        );
+    }
     state
 }
 
@@ -220,6 +239,25 @@ mod tests {
         );
         assert!(old.keys.is_empty());
         assert!(!old.components.is_empty());
+    }
+
+    #[test]
+    fn times_in_the_future_start_from_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let future = now + jiff::SignedDuration::from_secs(3600);
+        let mut s = SavedState {
+            saved_at: Some(now),
+            ..Default::default()
+        };
+        s.keys
+            .insert("k".into(), ForState::Pending { since: future });
+        s.components.saw(["tikv".to_string()], future);
+        save(&path, &s).unwrap();
+        let restored = restore(&path, now, Duration::from_secs(3600));
+        assert_eq!(restored.keys["k"], ForState::Pending { since: now });
+        assert_eq!(restored.components.last_seen["tikv"], now);
     }
 
     #[test]
