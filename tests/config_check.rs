@@ -112,13 +112,21 @@ fn check_warns_about_a_secret_file_every_user_can_read() {
     .unwrap();
     let check = |mode: u32| {
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
-        let out = agent().arg("check").arg("-c").arg(&config).output().unwrap();
+        let out = agent()
+            .arg("check")
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let open = check(0o644);
     assert!(
-        open.contains(&format!("warning: {} is readable by every user", token.display())),
+        open.contains(&format!(
+            "warning: {} is readable by every user",
+            token.display()
+        )),
         "{open}"
     );
     assert!(!open.contains("s3cret"), "{open}");

@@ -106,9 +106,7 @@ fn secret_file_warnings(config: &Config) -> Vec<String> {
     });
     files
         .flatten()
-        .filter(|path| {
-            std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
-        })
+        .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0))
         .map(|path| {
             format!(
                 "{} is readable by every user of this host; make it readable by the agent \

@@ -5,6 +5,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -124,7 +125,12 @@ impl Record {
             self.rotate()?;
         }
         let write = |path: &Path| -> io::Result<()> {
-            let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+            // Never through a link planted where the record goes.
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)?;
             file.write_all(text.as_bytes())
         };
         write(&self.path).map_err(|source| RecordError::Write {

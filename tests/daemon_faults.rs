@@ -1,0 +1,184 @@
+//! Faults of the host, with the real binary (SPEC §13): a sink on a full disk, a corrupt
+//! state file, a state file from a clock that was ahead, a corrupt spool. Times here are
+//! generous limits, not measurements.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Test scaffolding: failing loudly is the point.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Agent, base_config, free_port, http_get, is_root, parse_plain, wait_for};
+
+/// Successful and failed writes of the sink `name`, from the self-metrics.
+fn writes(port: u16, name: &str, result: &str) -> f64 {
+    http_get(&format!("127.0.0.1:{port}"), "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.starts_with("tidb_host_agent_output_writes_total")
+                && l.contains(&format!("sink=\"{name}\""))
+                && l.contains(&format!("result=\"{result}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A small tmpfs mounted on `dir` in this mount namespace; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `dir` until it refuses a write.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).is_ok() && file.sync_all().is_ok() {}
+    filler
+}
+
+#[test]
+fn a_full_disk_fails_only_its_sink_and_keeps_its_last_file_whole() {
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let port = free_port("127.0.0.1");
+    let outputs = r#"
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/full/alerts.txt"
+
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/ok/alerts.txt"
+"#;
+    let agent = Agent::prepare(&base_config("100ms", port, outputs), false);
+    let dir = agent.dir.path().to_path_buf();
+    let _tmpfs = Tmpfs::mount(&dir.join("full"), "256k");
+    std::fs::create_dir_all(dir.join("ok")).unwrap();
+    let mut agent = agent;
+    agent.spawn(false);
+    let (full, ok) = (dir.join("full/alerts.txt"), dir.join("ok/alerts.txt"));
+    let full_name = format!("file:{}", full.display());
+    let ok_name = format!("file:{}", ok.display());
+    wait_for(Duration::from_secs(20), "both sinks' first write", || {
+        (writes(port, &full_name, "ok") > 0.0 && writes(port, &ok_name, "ok") > 0.0).then_some(())
+    });
+    let filler = fill(&dir.join("full"));
+    let failed = writes(port, &full_name, "error");
+    wait_for(Duration::from_secs(20), "the full sink to fail", || {
+        (writes(port, &full_name, "error") > failed + 2.0).then_some(())
+    });
+    // The other sink goes on; the full one keeps its last whole file.
+    let before = writes(port, &ok_name, "ok");
+    wait_for(
+        Duration::from_secs(20),
+        "the other sink to keep writing",
+        || (writes(port, &ok_name, "ok") >= before + 5.0).then_some(()),
+    );
+    let last = std::fs::read_to_string(&full).unwrap();
+    assert!(
+        parse_plain(&last)
+            .iter()
+            .any(|(k, _)| k == "TiDB.tikv.TiKV_server_is_down"),
+        "{last:?}"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(dir.join("full"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temp files left behind: {leftovers:?}"
+    );
+    let log = agent.log_text();
+    assert!(log.contains("No space left on device"), "{log}");
+    // Room again: the sink recovers on its own.
+    std::fs::remove_file(filler).unwrap();
+    let ok_before = writes(port, &full_name, "ok");
+    wait_for(Duration::from_secs(20), "the full sink to recover", || {
+        (writes(port, &full_name, "ok") > ok_before).then_some(())
+    });
+}
+
+/// A corrupt state file, and one whose times are an hour ahead of the clock: a warning
+/// each, and the daemon runs; a pending timer from the future starts from now.
+#[test]
+fn corrupt_and_future_state_files_start_fresh_or_from_now() {
+    let port = free_port("127.0.0.1");
+    let output = "[[output]]\nkind = \"file\"\nformat = \"json\"\npath = \"{dir}/alerts.json\"\n";
+    for (state, warning) in [
+        ("{not json".to_owned(), "is corrupt"),
+        (future_state(), "holds times later than now"),
+    ] {
+        let mut agent = Agent::prepare(&base_config("100ms", port, output), false);
+        let state_dir = agent.dir.path().join("state");
+        std::fs::create_dir_all(&state_dir).unwrap();
+        std::fs::write(state_dir.join("state.json"), &state).unwrap();
+        agent.spawn(false);
+        let file = agent.path("alerts.json");
+        wait_for(Duration::from_secs(20), "a snapshot", || {
+            std::fs::read_to_string(&file)
+                .ok()
+                .filter(|t| t.contains("\"values\""))
+        });
+        assert!(agent.wait_exit(Duration::from_millis(10)).is_none());
+        let log = agent.log_text();
+        assert!(log.contains(warning), "no `{warning}` in:\n{log}");
+        let saved = wait_for(Duration::from_secs(20), "the state to be saved", || {
+            std::fs::read_to_string(state_dir.join("state.json"))
+                .ok()
+                .filter(|t| t.starts_with('{') && t.contains("saved_at") && *t != state)
+        });
+        let now = jiff::Timestamp::now();
+        for since in saved.split("\"since\":\"").skip(1) {
+            let since: jiff::Timestamp = since.split('"').next().unwrap().parse().unwrap();
+            assert!(since <= now, "a since in the future survived: {saved}");
+        }
+    }
+}
+
+/// A state file saved just now, whose TiKV timer and component sighting are an hour
+/// ahead.
+fn future_state() -> String {
+    let now = jiff::Timestamp::now();
+    let ahead = now + jiff::SignedDuration::from_hours(1);
+    format!(
+        r#"{{"version":1,"saved_at":"{now}","keys":{{"TiDB.tikv.TiKV_server_is_down":{{"state":"pending","since":"{ahead}"}}}},"components":{{"last_seen":{{"tikv":"{ahead}"}}}}}}"#
+    )
+}
