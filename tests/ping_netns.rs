@@ -13,9 +13,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-mod ping_support;
+mod ping_task;
 
-use ping_support::{PingTask, skip_unless_root};
+use harness::privilege::skip_unless_root;
+use ping_task::PingTask;
 
 use tidb_host_agent::config::PingConfig;
 use tidb_host_agent::ping::outcome::EchoResult;

@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::agents::{AgentSpec, Histogram, HostAgent, wait_until};
-use crate::common::{Host, Sandbox, Server, WAIT_LIMIT};
 use crate::expect;
 use crate::mock_prometheus::{Fault, MockPrometheus, OVERSIZED_BYTES};
+use harness::sandbox::{Host, Sandbox, Server, WAIT_LIMIT};
 
 /// The agent's response cap: far above a real answer, far below the oversized ones.
 const MAX_RESPONSE_BYTES: u64 = 256 * 1024;

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::agents::{AgentSpec, HostAgent, Snapshot, wait_until};
-use crate::common::{Host, Sandbox, WAIT_LIMIT};
 use crate::expect::{self, Expected, State};
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, WAIT_LIMIT};
 
 /// `for` of the agent that sees short and long conditions.
 const SHORT_FOR: Duration = Duration::from_secs(8);
@@ -90,7 +91,7 @@ fn everyone<'a>(
 async fn for_hides_short_conditions_fires_long_ones_and_survives_a_restart() {
     let sb = Sandbox::start().await;
     sb.wait_until_ready().await;
-    let ddl = expect::key("TiDB_ddl_waiting_jobs");
+    let ddl = catalog::key("TiDB_ddl_waiting_jobs");
     let short = AgentSpec::new(&sb, Host::One)
         .named("for-8s")
         .rule_for(&ddl, "8s")

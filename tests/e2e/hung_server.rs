@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use crate::agents::{Histogram, HostAgent, start_per_host, wait_for_hosts};
-use crate::common::{Host, Sandbox, Server, WAIT_LIMIT};
-use crate::expect::{self, Expected};
+use crate::expect::Expected;
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, Server, WAIT_LIMIT};
 
 /// Snapshots during which a hung A must receive no query.
 const SKIPPING_CYCLES: usize = 3;
@@ -27,7 +28,7 @@ async fn a_hung_server_costs_one_timeout_and_is_used_again_after_a_probe() {
     }
 
     sb.server(Server::A).pause();
-    let prometheus_down = expect::prometheus_key();
+    let prometheus_down = catalog::prometheus_key();
     let a_down = |host, healthy: Expected| match host {
         Host::One => healthy.firing(&prometheus_down),
         _ => healthy,

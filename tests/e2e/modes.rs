@@ -3,8 +3,9 @@
 //! when it is configured second.
 
 use crate::agents::{AgentSpec, HostAgent, wait_until};
-use crate::common::{Host, Sandbox, Server};
 use crate::expect::{self, Expected};
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, Server};
 
 #[tokio::test]
 async fn modes_any_all_and_failover_when_the_servers_disagree() {
@@ -27,7 +28,7 @@ async fn modes_any_all_and_failover_when_the_servers_disagree() {
         .iter()
         .map(|h| AgentSpec::new(&sb, *h).start())
         .collect();
-    let ddl = expect::key("TiDB_ddl_waiting_jobs");
+    let ddl = catalog::key("TiDB_ddl_waiting_jobs");
     let expect_modes = |any_fires: bool, failover_fires: bool| {
         let one = |fires: bool| {
             let healthy = expect::healthy(&sb, Host::One);

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use crate::agents::{
     AgentSpec, Histogram, HostAgent, sample, start_per_host, wait_for_hosts, wait_until,
 };
-use crate::common::{Host, Sandbox, SandboxOptions, Server, ServerKind};
 use crate::expect;
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, SandboxOptions, Server, ServerKind};
 
 /// Cycles the figures are taken over.
 const MEASURED_CYCLES: usize = 10;
@@ -36,11 +37,11 @@ async fn healthy_hosts_report_exactly_their_keys_all_zero() {
     let ten = expect::healthy(&sb, Host::Ten);
     assert!(
         one.keys()
-            .contains(expect::key("PD_server_is_down").as_str())
+            .contains(catalog::key("PD_server_is_down").as_str())
     );
     assert!(
         !ten.keys()
-            .contains(expect::key("PD_server_is_down").as_str())
+            .contains(catalog::key("PD_server_is_down").as_str())
     );
 
     let all_keys = expect::healthy_for(&every_component, true);
