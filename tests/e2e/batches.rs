@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::agents::{AgentSpec, Histogram, HostAgent, wait_until};
-use crate::expect::{self, Reading, State};
 use harness::catalog;
 use harness::sandbox::{Host, Sandbox, Server};
+
+use crate::agents::{AgentSpec, Histogram, HostAgent, wait_until};
+use crate::expect::{self, Reading, State};
 
 const CYCLE: &str = "tidb_host_agent_cycle_duration_seconds";
 const QUERY: &str = "tidb_host_agent_query_duration_seconds";

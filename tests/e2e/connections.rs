@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use crate::agents::{AgentSpec, wait_for_hosts};
 use harness::sandbox::{Host, Sandbox, Server};
+
+use crate::agents::{AgentSpec, wait_for_hosts};
 
 /// How long the agent's sockets are watched: several 1 s cycles.
 const WATCH: Duration = Duration::from_secs(4);

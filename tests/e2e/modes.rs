@@ -2,10 +2,11 @@
 //! tidb on .1). `any` says 1, `all` says 0, and `failover` follows the local server even
 //! when it is configured second.
 
-use crate::agents::{AgentSpec, HostAgent, wait_until};
-use crate::expect::{self, Expected};
 use harness::catalog;
 use harness::sandbox::{Host, Sandbox, Server};
+
+use crate::agents::{AgentSpec, HostAgent, wait_until};
+use crate::expect::{self, Expected};
 
 #[tokio::test]
 async fn modes_any_all_and_failover_when_the_servers_disagree() {

@@ -2,10 +2,11 @@
 //! follow `on_no_data` (`hold` and `zero` side by side), and when the servers come back
 //! every value returns to the truth.
 
-use crate::agents::{AgentSpec, HostAgent, wait_until};
-use crate::expect::{self, Expected};
 use harness::catalog;
 use harness::sandbox::{Host, Sandbox, Server};
+
+use crate::agents::{AgentSpec, HostAgent, wait_until};
+use crate::expect::{self, Expected};
 
 #[tokio::test]
 async fn with_no_server_every_host_reports_it_and_keys_follow_on_no_data() {

@@ -1,10 +1,11 @@
 //! Scenario 3: Prometheus A stops. Its host reports `Prometheus_is_down`, the others do not,
 //! and a fault that happens afterwards is still seen through B.
 
-use crate::agents::{start_per_host, wait_for_hosts};
-use crate::expect::Expected;
 use harness::catalog;
 use harness::sandbox::{Host, Sandbox, Server};
+
+use crate::agents::{start_per_host, wait_for_hosts};
+use crate::expect::Expected;
 
 #[tokio::test]
 async fn a_stopped_server_is_reported_by_its_host_and_b_answers_for_it() {

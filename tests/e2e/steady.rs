@@ -4,12 +4,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, SandboxOptions, Server, ServerKind};
+
 use crate::agents::{
     AgentSpec, Histogram, HostAgent, sample, start_per_host, wait_for_hosts, wait_until,
 };
 use crate::expect;
-use harness::catalog;
-use harness::sandbox::{Host, Sandbox, SandboxOptions, Server, ServerKind};
 
 /// Cycles the figures are taken over.
 const MEASURED_CYCLES: usize = 10;

@@ -1,10 +1,11 @@
 //! Scenario 2: a TiKV stops on 127.N.1.10:20180. Only that host reports it, although
 //! 127.N.1.1:20180 is its string prefix, and the key survives a restart of the agent.
 
-use crate::agents::{start_per_host, wait_for_hosts};
-use crate::expect::{self, State};
 use harness::catalog;
 use harness::sandbox::{Host, Sandbox};
+
+use crate::agents::{start_per_host, wait_for_hosts};
+use crate::expect::{self, State};
 
 #[tokio::test]
 async fn a_stopped_tikv_is_reported_by_its_host_only_and_across_agent_restarts() {

@@ -1,6 +1,7 @@
-//! What the exec-target fixtures in `tests/fixtures/forward` leave behind: `record.sh`
-//! writes each delivery (arguments, stdin, `ALERT_*` environment) into a directory of its
-//! own, and `hang.sh` notes the pids of the attempts it holds.
+//! Files that processes under test leave behind: what the exec-target fixtures in
+//! `tests/fixtures/forward` record (`record.sh` writes each delivery, its arguments, stdin
+//! and `ALERT_*` environment, into a directory of its own; `hang.sh` notes the pids of the
+//! attempts it holds), and JSON-lines records such as the slow-ping record.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,5 +94,18 @@ pub fn hang_pids(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Every line of a JSON-lines file, parsed; none if the file does not exist yet.
+pub fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!("{}: a line that is not JSON ({e}): {line}", path.display())
+            })
+        })
         .collect()
 }

@@ -140,16 +140,14 @@ impl MetricsServer {
 
     /// SIGTERM and wait for the exit; afterwards the address refuses connections.
     pub async fn stop(&self) {
-        let process = self.process.clone();
-        run_on(&self.io, async move { process.stop().await }).await;
+        supervisor::stop_on(&self.io, &self.process).await;
     }
 
     /// Starts (again) on the same address and data directory, and waits until it is ready
     /// (`/-/ready`); [`Sandbox::wait_until_ready`] then waits for fresh scrapes. Resumes a
     /// paused server.
     pub async fn start(&self) {
-        let (process, http) = (self.process.clone(), self.http.clone());
-        run_on(&self.io, async move { process.start(&http).await }).await;
+        supervisor::start_on(&self.io, &self.process, &self.http).await;
         let first_start = !self.seeded.swap(true, Ordering::SeqCst);
         if self.kind == ServerKind::VictoriaMetrics && first_start {
             let (http, url) = (self.http.clone(), self.url());
@@ -210,13 +208,11 @@ impl Blackbox {
     }
 
     pub async fn stop(&self) {
-        let process = self.process.clone();
-        run_on(&self.io, async move { process.stop().await }).await;
+        supervisor::stop_on(&self.io, &self.process).await;
     }
 
     pub async fn start(&self) {
-        let (process, http) = (self.process.clone(), self.http.clone());
-        run_on(&self.io, async move { process.start(&http).await }).await;
+        supervisor::start_on(&self.io, &self.process, &self.http).await;
     }
 }
 
@@ -309,16 +305,7 @@ impl Sandbox {
                 seeded: Arc::new(AtomicBool::new(false)),
             });
         }
-        let processes: Vec<Arc<ManagedProcess>> = sandbox
-            .blackboxes
-            .iter()
-            .map(|b| b.process.clone())
-            .collect();
-        let http = sandbox.http.clone();
-        run_on(&sandbox.io.handle(), async move {
-            futures::future::join_all(processes.iter().map(|p| p.start(&http))).await;
-        })
-        .await;
+        futures::future::join_all(sandbox.blackboxes.iter().map(Blackbox::start)).await;
         if options.start_servers {
             futures::future::join_all(sandbox.servers.iter().map(MetricsServer::start)).await;
         }

@@ -5,9 +5,12 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::runtime::Handle;
+
+use super::io::run_on;
 use crate::process::{ChildProcess, Signal};
 use crate::wait::Wait;
 
@@ -207,6 +210,18 @@ impl ManagedProcess {
         state.process = None;
         state.paused = false;
     }
+}
+
+/// [`ManagedProcess::start`] on the sandbox runtime `io`, from a test's.
+pub async fn start_on(io: &Handle, process: &Arc<ManagedProcess>, http: &reqwest::Client) {
+    let (process, http) = (process.clone(), http.clone());
+    run_on(io, async move { process.start(&http).await }).await;
+}
+
+/// [`ManagedProcess::stop`] on the sandbox runtime `io`, from a test's.
+pub async fn stop_on(io: &Handle, process: &Arc<ManagedProcess>) {
+    let process = process.clone();
+    run_on(io, async move { process.stop().await }).await;
 }
 
 /// Waits (bounded) until every thread of `pid` is stopped: SIGSTOP takes effect when the
