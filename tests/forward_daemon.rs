@@ -14,7 +14,7 @@ use harness::recorder::{calls, fixture, hang_pids, statuses};
 use harness::wait::{LIMIT, QUIET, Wait};
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_event_survives_kill_9_and_is_not_sent_twice() {
@@ -70,7 +70,7 @@ command = {flaky}
         ]),
     );
     let config = daemon_config(dir.path(), &block, &alertmanager);
-    let check = Command::new(BIN)
+    let check = Command::new(AGENT)
         .arg("-c")
         .arg(&config)
         .arg("check")
@@ -175,7 +175,7 @@ async fn the_alerts_command_prints_templates_and_json() {
     );
 
     let alerts = |args: &[&str]| {
-        let out = Command::new(BIN)
+        let out = Command::new(AGENT)
             .arg("-c")
             .arg(&config)
             .arg("alerts")
@@ -205,7 +205,7 @@ async fn the_alerts_command_prints_templates_and_json() {
     assert_eq!(json[0]["state"], "active");
     assert_eq!(json[0]["servers"].as_array().unwrap().len(), 2);
 
-    let both = Command::new(BIN)
+    let both = Command::new(AGENT)
         .arg("-c")
         .arg(&config)
         .args(["alerts", "--json", "--format", "x"])
@@ -226,7 +226,7 @@ async fn the_alerts_command_prints_templates_and_json() {
         &block,
         &forwarding_from(&[&pair.a.url, &pair.b.url, &refused]),
     );
-    let check = Command::new(BIN)
+    let check = Command::new(AGENT)
         .arg("-c")
         .arg(&check_config)
         .args(["check", "--connect"])
@@ -332,7 +332,7 @@ fn toml_array(items: &[&str]) -> String {
 
 /// The real daemon, logging at debug to `log`; SIGKILLed on drop.
 fn start_daemon(config: &Path, log: &Path) -> ChildProcess {
-    let command = run_command(BIN, config, Some("tidb_host_agent=debug"));
+    let command = run_command(AGENT, config, Some("tidb_host_agent=debug"));
     ChildProcess::spawn("the agent", command, log)
 }
 

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
-
 use harness::catalog;
 use harness::sandbox::{Host, Sandbox, WAIT_LIMIT};
 use harness::wait::Wait;
+use jiff::Timestamp;
 
 use crate::agents::{AgentSpec, HostAgent, Snapshot, wait_until};
 use crate::expect::{self, Expected, State};
