@@ -14,12 +14,14 @@
 //! - [`recorder`]: what the exec-target fixtures record.
 //! - [`privilege`]: root, network namespaces, running as nobody.
 //! - [`http`]: a hand-made GET and the harness's HTTP client.
+//! - [`io_thread`]: a runtime on a thread of its own, for servers beside the code under test.
 
 pub mod agent;
 pub mod alertmanager;
 pub mod block;
 pub mod catalog;
 pub mod http;
+pub mod io_thread;
 pub mod privilege;
 pub mod process;
 pub mod recorder;

@@ -44,7 +44,6 @@
 mod component_metrics;
 mod exposition;
 mod fake;
-mod io;
 mod query;
 mod scrape_config;
 mod supervisor;
@@ -59,8 +58,8 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::block::{self, Block};
+use crate::io_thread::{IoThread, run_on};
 use crate::wait::Wait;
-use io::{IoThread, run_on};
 use supervisor::ManagedProcess;
 use topology::{BLACKBOX_PORT, PROMETHEUS_PORT};
 
@@ -240,7 +239,7 @@ impl Sandbox {
             .prefix(&format!("{}{block}-", block::DIR_PREFIX))
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create the sandbox temp dir: {e}"));
-        let io = IoThread::spawn();
+        let io = IoThread::spawn("sandbox-io");
         let http = crate::http::client();
         let specs = topology::fakes();
         let fakes = Arc::new(

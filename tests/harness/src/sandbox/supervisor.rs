@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle;
 
-use super::io::run_on;
+use crate::io_thread::run_on;
 use crate::process::{ChildProcess, Signal};
 use crate::wait::Wait;
 
