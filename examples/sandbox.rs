@@ -6,13 +6,10 @@
 //! (SIGINT, SIGTERM) or told to `quit`. Each line on stdin is a command and gets exactly one
 //! line back, starting with `ok` or `error:`. Type `help` for the list.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::net::SocketAddr;
 
-use common::{DEMO_BLOCK, Sandbox, SandboxOptions, Server, ServerKind};
 use futures::StreamExt;
+use harness::sandbox::{DEMO_BLOCK, Host, Sandbox, SandboxOptions, Server, ServerKind};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tokio::sync::mpsc;
 
@@ -121,7 +118,7 @@ async fn run(sb: &Sandbox, line: &str) -> Result<String, String> {
             Ok(format!("{verb} prometheus {which}"))
         }
         [verb @ ("stop" | "start"), "blackbox_exporter", ip] => {
-            let blackbox = common::Host::ALL
+            let blackbox = Host::ALL
                 .iter()
                 .map(|h| sb.blackbox(*h))
                 .find(|b| b.addr().ip().to_string() == *ip || b.addr().to_string() == *ip)

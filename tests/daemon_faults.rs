@@ -4,13 +4,17 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Test scaffolding: failing loudly is the point.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Agent, base_config, free_port, http_get, is_root, parse_plain, wait_for};
+use harness::agent::{Agent, base_config, parse_plain};
+use harness::block::free_port;
+use harness::http::http_get;
+use harness::privilege::is_root;
+use harness::wait::Wait;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 /// Successful and failed writes of the sink `name`, from the self-metrics.
 fn writes(port: u16, name: &str, result: &str) -> f64 {
@@ -74,7 +78,7 @@ fn a_full_disk_fails_only_its_sink_and_keeps_its_last_file_whole() {
         eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
         return;
     }
-    let port = free_port("127.0.0.1");
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
     let outputs = r#"
 [[output]]
 kind = "file"
@@ -86,7 +90,7 @@ kind = "file"
 format = "plain"
 path = "{dir}/ok/alerts.txt"
 "#;
-    let agent = Agent::prepare(&base_config("100ms", port, outputs), false);
+    let agent = Agent::prepare(AGENT, &base_config("100ms", port, outputs), false);
     let dir = agent.dir.path().to_path_buf();
     let _tmpfs = Tmpfs::mount(&dir.join("full"), "256k");
     std::fs::create_dir_all(dir.join("ok")).unwrap();
@@ -95,21 +99,17 @@ path = "{dir}/ok/alerts.txt"
     let (full, ok) = (dir.join("full/alerts.txt"), dir.join("ok/alerts.txt"));
     let full_name = format!("file:{}", full.display());
     let ok_name = format!("file:{}", ok.display());
-    wait_for(Duration::from_secs(20), "both sinks' first write", || {
+    Wait::new(Duration::from_secs(20), "both sinks' first write").blocking(|| {
         (writes(port, &full_name, "ok") > 0.0 && writes(port, &ok_name, "ok") > 0.0).then_some(())
     });
     let filler = fill(&dir.join("full"));
     let failed = writes(port, &full_name, "error");
-    wait_for(Duration::from_secs(20), "the full sink to fail", || {
-        (writes(port, &full_name, "error") > failed + 2.0).then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "the full sink to fail")
+        .blocking(|| (writes(port, &full_name, "error") > failed + 2.0).then_some(()));
     // The other sink goes on; the full one keeps its last whole file.
     let before = writes(port, &ok_name, "ok");
-    wait_for(
-        Duration::from_secs(20),
-        "the other sink to keep writing",
-        || (writes(port, &ok_name, "ok") >= before + 5.0).then_some(()),
-    );
+    Wait::new(Duration::from_secs(20), "the other sink to keep writing")
+        .blocking(|| (writes(port, &ok_name, "ok") >= before + 5.0).then_some(()));
     let last = std::fs::read_to_string(&full).unwrap();
     assert!(
         parse_plain(&last)
@@ -131,28 +131,27 @@ path = "{dir}/ok/alerts.txt"
     // Room again: the sink recovers on its own.
     std::fs::remove_file(filler).unwrap();
     let ok_before = writes(port, &full_name, "ok");
-    wait_for(Duration::from_secs(20), "the full sink to recover", || {
-        (writes(port, &full_name, "ok") > ok_before).then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "the full sink to recover")
+        .blocking(|| (writes(port, &full_name, "ok") > ok_before).then_some(()));
 }
 
 /// A corrupt state file, and one whose times are an hour ahead of the clock: a warning
 /// each, and the daemon runs; a pending timer from the future starts from now.
 #[test]
 fn corrupt_and_future_state_files_start_fresh_or_from_now() {
-    let port = free_port("127.0.0.1");
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
     let output = "[[output]]\nkind = \"file\"\nformat = \"json\"\npath = \"{dir}/alerts.json\"\n";
     for (state, warning) in [
         ("{not json".to_owned(), "is corrupt"),
         (future_state(), "holds times later than now"),
     ] {
-        let mut agent = Agent::prepare(&base_config("100ms", port, output), false);
+        let mut agent = Agent::prepare(AGENT, &base_config("100ms", port, output), false);
         let state_dir = agent.dir.path().join("state");
         std::fs::create_dir_all(&state_dir).unwrap();
         std::fs::write(state_dir.join("state.json"), &state).unwrap();
         agent.spawn(false);
         let file = agent.path("alerts.json");
-        wait_for(Duration::from_secs(20), "a snapshot", || {
+        Wait::new(Duration::from_secs(20), "a snapshot").blocking(|| {
             std::fs::read_to_string(&file)
                 .ok()
                 .filter(|t| t.contains("\"values\""))
@@ -160,7 +159,7 @@ fn corrupt_and_future_state_files_start_fresh_or_from_now() {
         assert!(agent.wait_exit(Duration::from_millis(10)).is_none());
         let log = agent.log_text();
         assert!(log.contains(warning), "no `{warning}` in:\n{log}");
-        let saved = wait_for(Duration::from_secs(20), "the state to be saved", || {
+        let saved = Wait::new(Duration::from_secs(20), "the state to be saved").blocking(|| {
             std::fs::read_to_string(state_dir.join("state.json"))
                 .ok()
                 .filter(|t| t.starts_with('{') && t.contains("saved_at") && *t != state)

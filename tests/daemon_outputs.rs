@@ -6,16 +6,21 @@
 //! connections, so the snapshot holds `Prometheus_is_down = 1` and the fixed component's
 //! keys at `on_no_data = "zero"`.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use support::{Agent, base_config, free_port, http_get, parse_plain, wait_for};
+use harness::agent::{Agent, base_config, parse_plain};
+use harness::block::free_port;
+use harness::http::http_get;
+use harness::process::{ChildProcess, Signal};
+use harness::wait::Wait;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 /// How many successful writes `sink` has made, from the agent's self-metrics.
 fn writes(metrics_port: u16, sink: &str) -> u64 {
@@ -53,21 +58,22 @@ fn agent_line_ok(line: &str) -> bool {
 
 #[test]
 fn a_reader_never_sees_a_partial_or_empty_file_over_1000_rewrites() {
-    let port = free_port("127.0.0.1");
-    let agent = Agent::start(&base_config(
-        "2ms",
-        port,
-        r#"
+    let port = free_port(Ipv4Addr::LOCALHOST);
+    let agent = Agent::start(
+        AGENT,
+        &base_config(
+            "2ms",
+            port,
+            r#"
 [[output]]
 kind = "file"
 path = "{dir}/alerts.txt"
 "#,
-    ));
+        ),
+    );
     let path = agent.path("alerts.txt");
     let sink = format!("file:{}", path.display());
-    wait_for(Duration::from_secs(20), "the first file", || {
-        path.exists().then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "the first file").blocking(|| path.exists().then_some(()));
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -89,9 +95,8 @@ path = "{dir}/alerts.txt"
         })
     };
     let start_writes = writes(port, &sink);
-    wait_for(Duration::from_secs(120), "1000 rewrites", || {
-        (writes(port, &sink) >= start_writes + 1000).then_some(())
-    });
+    Wait::new(Duration::from_secs(120), "1000 rewrites")
+        .blocking(|| (writes(port, &sink) >= start_writes + 1000).then_some(()));
     done.store(true, Ordering::Relaxed);
     let (reads, line_counts) = reader.join().expect("the reader saw only whole files");
     assert!(reads > 1000, "the reader polled only {reads} times");
@@ -105,11 +110,13 @@ path = "{dir}/alerts.txt"
 
 #[test]
 fn unix_socket_serves_200_concurrent_clients_and_stalled_ones_do_not_delay_cycles() {
-    let port = free_port("127.0.0.1");
-    let mut agent = Agent::start(&base_config(
-        "200ms",
-        port,
-        r#"
+    let port = free_port(Ipv4Addr::LOCALHOST);
+    let mut agent = Agent::start(
+        AGENT,
+        &base_config(
+            "200ms",
+            port,
+            r#"
 [[output]]
 kind = "unix"
 format = "plain"
@@ -122,12 +129,12 @@ kind = "file"
 format = "json"
 path = "{dir}/alerts.json"
 "#,
-    ));
+        ),
+    );
     let sock = agent.path("alerts.sock");
     let json = agent.path("alerts.json");
-    wait_for(Duration::from_secs(20), "the socket", || {
-        UnixStream::connect(&sock).ok().map(|_| ())
-    });
+    Wait::new(Duration::from_secs(20), "the socket")
+        .blocking(|| UnixStream::connect(&sock).ok().map(|_| ()));
 
     // The whole snapshot, as one client reads it.
     let read_all = |sock: &std::path::Path| -> String {
@@ -185,34 +192,33 @@ path = "{dir}/alerts.json"
     };
     // Cycles go on: the snapshot's timestamp keeps advancing while they hang on.
     let mut seen = BTreeSet::new();
-    wait_for(
-        Duration::from_secs(15),
-        "three new cycle timestamps",
-        || {
-            if let Some(t) = timestamp(&json) {
-                seen.insert(t);
-            }
-            (seen.len() >= 3).then_some(())
-        },
-    );
+    Wait::new(Duration::from_secs(15), "three new cycle timestamps").blocking(|| {
+        if let Some(t) = timestamp(&json) {
+            seen.insert(t);
+        }
+        (seen.len() >= 3).then_some(())
+    });
     // A fresh client is still served in full.
     assert_eq!(parse_plain(&read_all(&sock)).len(), keys.len());
     drop(stalled);
 
-    agent.signal("TERM");
+    agent.signal(Signal::TERM);
     let started = Instant::now();
     let status = agent
         .wait_exit(Duration::from_secs(10))
         .expect("the agent exits after SIGTERM");
     eprintln!("exited {status:?} in {:?}", started.elapsed());
     assert!(status.success(), "{status:?}\n{}", agent.log_text());
-    assert!(!support::exists(&sock), "the socket is gone after SIGTERM");
+    assert!(
+        std::fs::symlink_metadata(&sock).is_err(),
+        "the socket is gone after SIGTERM"
+    );
 }
 
 #[test]
 fn a_read_only_sink_directory_leaves_others_writing_and_recovers() {
     use std::os::unix::fs::PermissionsExt;
-    let port = free_port("127.0.0.1");
+    let port = free_port(Ipv4Addr::LOCALHOST);
     let config = base_config(
         "100ms",
         port,
@@ -229,7 +235,7 @@ path = "{dir}/rw/alerts.txt"
 "#,
     );
     // Root writes through permission bits, so a root test runs the agent as nobody.
-    let agent = Agent::start_with(&config, true);
+    let agent = Agent::start_with(AGENT, &config, true);
     // The temp dir is private to root: let nobody in.
     let dir = agent.dir.path();
     for sub in ["", "ro", "rw", "state"] {
@@ -240,9 +246,8 @@ path = "{dir}/rw/alerts.txt"
     let ro = dir.join("ro");
     let ro_file = ro.join("alerts.txt");
     let rw_file = dir.join("rw/alerts.txt");
-    wait_for(Duration::from_secs(20), "both files", || {
-        (ro_file.exists() && rw_file.exists()).then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "both files")
+        .blocking(|| (ro_file.exists() && rw_file.exists()).then_some(()));
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     let sink_ro = format!("file:{}", ro_file.display());
     let sink_rw = format!("file:{}", rw_file.display());
@@ -260,39 +265,32 @@ path = "{dir}/rw/alerts.txt"
     // The sink may have failed before the test created its directory: count from the
     // first failure after the chmod, when the file holds the last good snapshot.
     let failed_before = failed(port);
-    wait_for(
-        Duration::from_secs(20),
-        "a failed write after the chmod",
-        || (failed(port) > failed_before).then_some(()),
-    );
+    Wait::new(Duration::from_secs(20), "a failed write after the chmod")
+        .blocking(|| (failed(port) > failed_before).then_some(()));
     let before = std::fs::read_to_string(&ro_file).unwrap();
     let (failed_then, rw_before) = (failed(port), writes(port, &sink_rw));
-    wait_for(
+    Wait::new(
         Duration::from_secs(20),
         "failed writes to the read-only directory",
-        || (failed(port) >= failed_then + 3).then_some(()),
-    );
+    )
+    .blocking(|| (failed(port) >= failed_then + 3).then_some(()));
     // The other sink keeps writing meanwhile (at its own pace: a sink that is slower
     // than the cycle skips to the newest snapshot), and the last good file is intact.
-    wait_for(
-        Duration::from_secs(20),
-        "the other sink to keep writing",
-        || (writes(port, &sink_rw) >= rw_before + 2).then_some(()),
-    );
+    Wait::new(Duration::from_secs(20), "the other sink to keep writing")
+        .blocking(|| (writes(port, &sink_rw) >= rw_before + 2).then_some(()));
     assert_eq!(std::fs::read_to_string(&ro_file).unwrap(), before);
 
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o777)).unwrap();
     let ok_before = writes(port, &sink_ro);
-    wait_for(Duration::from_secs(20), "the sink to recover", || {
-        (writes(port, &sink_ro) > ok_before).then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "the sink to recover")
+        .blocking(|| (writes(port, &sink_ro) > ok_before).then_some(()));
 }
 
 #[test]
 fn sighup_keeps_the_old_config_when_broken_and_applies_a_valid_one() {
-    let port = free_port("127.0.0.1");
+    let port = free_port(Ipv4Addr::LOCALHOST);
     let outputs = PLAIN_FILE_OUTPUT;
-    let mut agent = Agent::start(&base_config("100ms", port, outputs));
+    let mut agent = Agent::start(AGENT, &base_config("100ms", port, outputs));
     let file = agent.path("alerts.txt");
     let keys = |file: &std::path::Path| -> Vec<String> {
         parse_plain(&std::fs::read_to_string(file).unwrap_or_default())
@@ -300,17 +298,15 @@ fn sighup_keeps_the_old_config_when_broken_and_applies_a_valid_one() {
             .map(|(k, _)| k)
             .collect()
     };
-    wait_for(Duration::from_secs(20), "the first snapshot", || {
-        (!keys(&file).is_empty()).then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "the first snapshot")
+        .blocking(|| (!keys(&file).is_empty()).then_some(()));
     assert!(keys(&file).iter().all(|k| k.starts_with("TiDB.")));
     let dir = agent.dir.path().display().to_string();
 
     std::fs::write(&agent.config, "[agent\nbroken").unwrap();
-    agent.signal("HUP");
-    wait_for(Duration::from_secs(10), "the reload to be refused", || {
-        agent.log_text().contains("reload refused").then_some(())
-    });
+    agent.signal(Signal::HUP);
+    Wait::new(Duration::from_secs(10), "the reload to be refused")
+        .blocking(|| agent.log_text().contains("reload refused").then_some(()));
     let metric = |port| {
         http_get(&format!("127.0.0.1:{port}"), "/metrics")
             .unwrap_or_default()
@@ -329,8 +325,8 @@ fn sighup_keeps_the_old_config_when_broken_and_applies_a_valid_one() {
         .replace("[agent]", "[agent]\nproduct = \"Acme\"")
         .replace("{dir}", &dir);
     std::fs::write(&agent.config, changed).unwrap();
-    agent.signal("HUP");
-    wait_for(Duration::from_secs(10), "keys with the new product", || {
+    agent.signal(Signal::HUP);
+    Wait::new(Duration::from_secs(10), "keys with the new product").blocking(|| {
         let k = keys(&file);
         (!k.is_empty() && k.iter().all(|k| k.starts_with("Acme."))).then_some(())
     });
@@ -339,25 +335,25 @@ fn sighup_keeps_the_old_config_when_broken_and_applies_a_valid_one() {
 
 #[test]
 fn sighup_moves_the_metrics_listener_and_applies_the_log_level() {
-    let (old_port, new_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let (old_port, new_port) = (
+        free_port(Ipv4Addr::LOCALHOST),
+        free_port(Ipv4Addr::LOCALHOST),
+    );
     let config = |port, level: &str| {
         let rest = format!(
             "[log]\nlevel = \"{level}\"\n\n[[output]]\nkind = \"file\"\nformat = \"plain\"\npath = \"{{dir}}/alerts.txt\"\n"
         );
         base_config("100ms", port, &rest)
     };
-    let mut agent = Agent::prepare(&config(old_port, "warn"), false);
-    agent.log_from_config = true;
+    let mut agent = Agent::prepare(AGENT, &config(old_port, "warn"), false);
+    agent.log_filter = None;
     agent.spawn(false);
     let serves = |port| {
         http_get(&format!("127.0.0.1:{port}"), "/metrics")
             .is_some_and(|b| b.contains("tidb_host_agent_"))
     };
-    wait_for(
-        Duration::from_secs(20),
-        "self-metrics on the first port",
-        || serves(old_port).then_some(()),
-    );
+    Wait::new(Duration::from_secs(20), "self-metrics on the first port")
+        .blocking(|| serves(old_port).then_some(()));
     let debug_lines = |text: &str| text.lines().filter(|l| l.contains("DEBUG")).count();
     assert_eq!(
         debug_lines(&agent.log_text()),
@@ -371,21 +367,15 @@ fn sighup_moves_the_metrics_listener_and_applies_the_log_level() {
         config(new_port, "debug").replace("{dir}", &dir),
     )
     .unwrap();
-    agent.signal("HUP");
-    wait_for(
-        Duration::from_secs(10),
-        "self-metrics on the new port",
-        || serves(new_port).then_some(()),
-    );
+    agent.signal(Signal::HUP);
+    Wait::new(Duration::from_secs(10), "self-metrics on the new port")
+        .blocking(|| serves(new_port).then_some(()));
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", old_port)).is_err(),
         "the old port is closed"
     );
-    wait_for(
-        Duration::from_secs(10),
-        "debug lines after the reload",
-        || (debug_lines(&agent.log_text()) > 0).then_some(()),
-    );
+    Wait::new(Duration::from_secs(10), "debug lines after the reload")
+        .blocking(|| (debug_lines(&agent.log_text()) > 0).then_some(()));
 }
 
 #[test]
@@ -398,38 +388,36 @@ fn node_exporter_textfile_collector_exposes_the_keys() {
     .find(|p| std::path::Path::new(p).exists()) else {
         panic!("prometheus-node-exporter is not installed; scripts/test.sh installs it");
     };
-    let port = free_port("127.0.0.1");
-    let agent = Agent::start(&base_config(
-        "200ms",
-        port,
-        r#"
+    let port = free_port(Ipv4Addr::LOCALHOST);
+    let agent = Agent::start(
+        AGENT,
+        &base_config(
+            "200ms",
+            port,
+            r#"
 [[output]]
 kind = "file"
 format = "prometheus"
 path = "{dir}/textfile/tidb_host_agent.prom"
 "#,
-    ));
+        ),
+    );
     let textfile = agent.path("textfile");
     std::fs::create_dir_all(&textfile).unwrap();
-    wait_for(Duration::from_secs(20), "the .prom file", || {
-        textfile.join("tidb_host_agent.prom").exists().then_some(())
-    });
-    let ne_port = free_port("127.0.0.1");
-    let mut ne = support::ChildGuard(
-        std::process::Command::new(node_exporter)
-            .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
-            .arg(format!(
-                "--collector.textfile.directory={}",
-                textfile.display()
-            ))
-            .arg("--collector.disable-defaults")
-            .arg("--collector.textfile")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start node_exporter"),
-    );
-    let body = wait_for(Duration::from_secs(20), "node_exporter's /metrics", || {
+    Wait::new(Duration::from_secs(20), "the .prom file")
+        .blocking(|| textfile.join("tidb_host_agent.prom").exists().then_some(()));
+    let ne_port = free_port(Ipv4Addr::LOCALHOST);
+    let mut command = std::process::Command::new(node_exporter);
+    command
+        .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
+        .arg(format!(
+            "--collector.textfile.directory={}",
+            textfile.display()
+        ))
+        .arg("--collector.disable-defaults")
+        .arg("--collector.textfile");
+    let mut ne = ChildProcess::spawn("node_exporter", command, &agent.path("node_exporter.log"));
+    let body = Wait::new(Duration::from_secs(20), "node_exporter's /metrics").blocking(|| {
         http_get(&format!("127.0.0.1:{ne_port}"), "/metrics")
             .filter(|b| b.contains("tidb_host_agent_alert"))
     });

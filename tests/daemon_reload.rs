@@ -5,13 +5,17 @@
 
 #![allow(clippy::expect_used)] // Test scaffolding: failing loudly is the point.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Agent, BIN, base_config, free_port, http_get, parse_plain, wait_for};
+use harness::agent::{Agent, base_config, parse_plain};
+use harness::block::free_port;
+use harness::http::http_get;
+use harness::process::Signal;
+use harness::wait::Wait;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 const OUTPUT: &str = r#"
 [[output]]
@@ -136,11 +140,15 @@ fn check_and_run_refuse_what_a_start_cannot_run_with_exit_78() {
         let path = dir.path().join("config.toml");
         std::fs::write(
             &path,
-            config_text(free_port("127.0.0.1"), Some(broken), dir.path()),
+            config_text(
+                free_port(std::net::Ipv4Addr::LOCALHOST),
+                Some(broken),
+                dir.path(),
+            ),
         )
         .expect("write config");
         for command in [&["check"][..], &["run"][..]] {
-            let output = Command::new(BIN)
+            let output = Command::new(AGENT)
                 .env_remove("TIDB_HOST_AGENT_CONFIG")
                 .arg("-c")
                 .arg(&path)
@@ -168,21 +176,20 @@ fn check_and_run_refuse_what_a_start_cannot_run_with_exit_78() {
 
 #[test]
 fn sighup_with_a_config_that_cannot_run_keeps_the_old_one_running() {
-    let port = free_port("127.0.0.1");
-    let mut agent = Agent::start(&base_config("100ms", port, OUTPUT));
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
+    let mut agent = Agent::start(AGENT, &base_config("100ms", port, OUTPUT));
     let dir = agent.dir.path().to_path_buf();
     let file = dir.join("alerts.txt");
-    wait_for(Duration::from_secs(20), "the first snapshot", || {
-        (!keys(&file).is_empty()).then_some(())
-    });
+    Wait::new(Duration::from_secs(20), "the first snapshot")
+        .blocking(|| (!keys(&file).is_empty()).then_some(()));
     for (i, broken) in BROKEN.iter().enumerate() {
         std::fs::write(&agent.config, config_text(port, Some(broken), &dir)).expect("config");
-        agent.signal("HUP");
-        wait_for(
+        agent.signal(Signal::HUP);
+        Wait::new(
             Duration::from_secs(10),
             &format!("the reload with {} to be refused", broken.what),
-            || (agent.log_text().matches("reload refused").count() > i).then_some(()),
-        );
+        )
+        .blocking(|| (agent.log_text().matches("reload refused").count() > i).then_some(()));
         let log = agent.log_text();
         let refusal = &log[log.rfind("reload refused").expect("refused")..];
         assert!(
@@ -203,18 +210,15 @@ fn sighup_with_a_config_that_cannot_run_keeps_the_old_one_running() {
             broken.what
         );
         let before = writes(port);
-        wait_for(
-            Duration::from_secs(10),
-            "new snapshots after the refusal",
-            || (writes(port) >= before + 3.0).then_some(()),
-        );
+        Wait::new(Duration::from_secs(10), "new snapshots after the refusal")
+            .blocking(|| (writes(port) >= before + 3.0).then_some(()));
         assert!(keys(&file).iter().all(|k| k.starts_with("TiDB.")));
     }
     // A valid configuration still applies after all of them.
     let changed = config_text(port, None, &dir).replace("[agent]", "[agent]\nproduct = \"Acme\"");
     std::fs::write(&agent.config, changed).expect("config");
-    agent.signal("HUP");
-    wait_for(Duration::from_secs(10), "keys with the new product", || {
+    agent.signal(Signal::HUP);
+    Wait::new(Duration::from_secs(10), "keys with the new product").blocking(|| {
         let k = keys(&file);
         (!k.is_empty() && k.iter().all(|k| k.starts_with("Acme."))).then_some(())
     });
@@ -235,7 +239,7 @@ fn once_and_explain_need_no_output_section() {
     );
     std::fs::write(&path, text).expect("config");
     let run = |args: &[&str]| {
-        Command::new(BIN)
+        Command::new(AGENT)
             .env_remove("TIDB_HOST_AGENT_CONFIG")
             .arg("-c")
             .arg(&path)

@@ -2,17 +2,24 @@
 //! `alerts` command.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
 
-mod forward_support;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
-use std::process::Command;
-
-use forward_support::*;
+use harness::agent::run_command;
+use harness::alertmanager::{AlertmanagerPair, alert, routing_to_nothing};
+use harness::block::Block;
+use harness::process::{ChildProcess, Signal, process_gone};
+use harness::recorder::{calls, fixture, hang_pids, statuses};
+use harness::wait::{LIMIT, QUIET, Wait};
 use serde_json::json;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_event_survives_kill_9_and_is_not_sent_twice() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let dir = tempfile::tempdir().unwrap();
     let (flaky_state, flaky_out, steady_out) = (
         dir.path().join("flaky"),
@@ -63,7 +70,7 @@ command = {flaky}
         ]),
     );
     let config = daemon_config(dir.path(), &block, &alertmanager);
-    let check = Command::new(BIN)
+    let check = Command::new(AGENT)
         .arg("-c")
         .arg(&config)
         .arg("check")
@@ -78,21 +85,21 @@ command = {flaky}
     pair.post_both(&json!([alert("TiKV_server_is_down", &[])]))
         .await;
     let log = dir.path().join("agent.log");
-    let mut daemon = Daemon::start(&config, &log);
-    wait_for(
+    let mut daemon = start_daemon(&config, &log);
+    Wait::new(
         LIMIT,
         "the steady target's delivery and two failed flaky attempts",
-        || {
-            let attempts: u32 = std::fs::read_to_string(flaky_state.join("attempts"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            (calls(&steady_out).len() == 1 && attempts >= 2).then_some(())
-        },
     )
+    .until(|| {
+        let attempts: u32 = std::fs::read_to_string(flaky_state.join("attempts"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (calls(&steady_out).len() == 1 && attempts >= 2).then_some(())
+    })
     .await;
-    daemon.kill_9();
+    kill_9(&mut daemon);
 
     // On disk: the event, with the steady target's success recorded.
     let spool = dir.path().join("state/spool");
@@ -110,13 +117,10 @@ command = {flaky}
     );
 
     std::fs::remove_file(flaky_state.join("fail")).unwrap();
-    let daemon = Daemon::start(&config, &log);
-    wait_for(
-        LIMIT,
-        "the flaky target's delivery after the restart",
-        || (!calls(&flaky_out).is_empty()).then_some(()),
-    )
-    .await;
+    let daemon = start_daemon(&config, &log);
+    Wait::new(LIMIT, "the flaky target's delivery after the restart")
+        .until(|| (!calls(&flaky_out).is_empty()).then_some(()))
+        .await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         statuses(&flaky_out),
@@ -131,16 +135,17 @@ command = {flaky}
     // Everything delivered, the alert still firing: another kill -9 and restart must
     // remember that it was sent.
     let mut daemon = daemon;
-    daemon.kill_9();
-    let daemon = Daemon::start(&config, &log);
-    wait_for(LIMIT, "the restarted agent to poll", || {
-        let polls = daemon
-            .log_text()
-            .matches("alert forwarding started")
-            .count();
-        (polls == 3).then_some(())
-    })
-    .await;
+    kill_9(&mut daemon);
+    let daemon = start_daemon(&config, &log);
+    Wait::new(LIMIT, "the restarted agent to poll")
+        .until(|| {
+            let polls = daemon
+                .log_text()
+                .matches("alert forwarding started")
+                .count();
+            (polls == 3).then_some(())
+        })
+        .await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(statuses(&steady_out).len(), 1, "{}", daemon.log_text());
     assert_eq!(statuses(&flaky_out).len(), 1);
@@ -150,7 +155,7 @@ command = {flaky}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alerts_command_prints_templates_and_json() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let mut pd = alert("PD_server_is_down", &[("instance", "10.0.1.1:2379")]);
     pd["startsAt"] = json!("2026-03-01T10:00:00Z");
     pd["endsAt"] = json!("2099-01-01T00:00:00Z");
@@ -170,7 +175,7 @@ async fn the_alerts_command_prints_templates_and_json() {
     );
 
     let alerts = |args: &[&str]| {
-        let out = Command::new(BIN)
+        let out = Command::new(AGENT)
             .arg("-c")
             .arg(&config)
             .arg("alerts")
@@ -200,7 +205,7 @@ async fn the_alerts_command_prints_templates_and_json() {
     assert_eq!(json[0]["state"], "active");
     assert_eq!(json[0]["servers"].as_array().unwrap().len(), 2);
 
-    let both = Command::new(BIN)
+    let both = Command::new(AGENT)
         .arg("-c")
         .arg(&config)
         .args(["alerts", "--json", "--format", "x"])
@@ -221,7 +226,7 @@ async fn the_alerts_command_prints_templates_and_json() {
         &block,
         &forwarding_from(&[&pair.a.url, &pair.b.url, &refused]),
     );
-    let check = Command::new(BIN)
+    let check = Command::new(AGENT)
         .arg("-c")
         .arg(&check_config)
         .args(["check", "--connect"])
@@ -246,7 +251,7 @@ async fn the_alerts_command_prints_templates_and_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_an_attempt_in_flight_and_keeps_the_event() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let dir = tempfile::tempdir().unwrap();
     let hang_dir = dir.path().join("hang");
     std::fs::create_dir_all(&hang_dir).unwrap();
@@ -262,21 +267,19 @@ async fn sigterm_ends_an_attempt_in_flight_and_keeps_the_event() {
     let config = daemon_config(dir.path(), &block, &alertmanager);
     pair.post_both(&json!([alert("PD_server_is_down", &[])]))
         .await;
-    let mut daemon = Daemon::start(&config, &dir.path().join("agent.log"));
-    let pid = wait_for(LIMIT, "the attempt in flight", || {
-        hang_pids(&hang_dir).first().copied()
-    })
-    .await;
+    let mut daemon = start_daemon(&config, &dir.path().join("agent.log"));
+    let pid = Wait::new(LIMIT, "the attempt in flight")
+        .until(|| hang_pids(&hang_dir).first().copied())
+        .await;
 
-    let status = daemon.terminate(std::time::Duration::from_secs(5));
+    let status = terminate(&mut daemon, Duration::from_secs(5));
     let log = daemon.log_text();
     let status = status.unwrap_or_else(|| panic!("no exit within 5 s of SIGTERM:\n{log}"));
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("alert forwarding stopped"), "{log}");
-    wait_for(LIMIT, "the attempt to be killed", || {
-        process_gone(pid).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the attempt to be killed")
+        .until(|| process_gone(pid).then_some(()))
+        .await;
     let spooled = std::fs::read_dir(dir.path().join("state/spool"))
         .unwrap()
         .flatten()
@@ -286,4 +289,61 @@ async fn sigterm_ends_an_attempt_in_flight_and_keeps_the_event() {
         spooled, 1,
         "the event waits in the spool for the next start"
     );
+}
+
+/// A config file for the real binary: Prometheus refuses at once (the subject is the
+/// forwarding), a file sink, and `alertmanager` as given (TOML).
+fn daemon_config(dir: &Path, block: &Block, alertmanager: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        r#"
+[agent]
+interval = "1s"
+state_dir = "{state}"
+
+[host]
+addresses = ["{host}"]
+components = ["tikv"]
+cluster_reporter = false
+
+[prometheus]
+# Nothing listens here.
+servers = ["http://{host}:1"]
+on_no_data = "zero"
+
+[[output]]
+kind = "file"
+path = "{state}/snapshot.txt"
+
+{alertmanager}
+"#,
+        state = dir.join("state").display(),
+        host = block.ip(9),
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// TOML for an array of strings.
+fn toml_array(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// The real daemon, logging at debug to `log`; SIGKILLed on drop.
+fn start_daemon(config: &Path, log: &Path) -> ChildProcess {
+    let command = run_command(AGENT, config, Some("tidb_host_agent=debug"));
+    ChildProcess::spawn("the agent", command, log)
+}
+
+/// SIGKILL: no shutdown path runs.
+fn kill_9(daemon: &mut ChildProcess) {
+    let status = daemon.kill().expect("the agent was running");
+    assert!(!status.success(), "killed, not exited: {status:?}");
+}
+
+/// SIGTERM, then the exit status; `None` when it did not exit within `limit`.
+fn terminate(daemon: &mut ChildProcess, limit: Duration) -> Option<ExitStatus> {
+    daemon.signal(Signal::TERM);
+    daemon.wait_exit(limit)
 }

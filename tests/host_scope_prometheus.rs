@@ -1,4 +1,4 @@
-//! The host rewriter against a real Prometheus (SPEC §3), in the sandbox of tests/common:
+//! The host rewriter against a real Prometheus (SPEC §3), in the harness's sandbox:
 //! Debian's Prometheus scraping fake TiDB components and blackbox probes on hosts .1, .2 and
 //! .10 of a 127.N.1.0/24 block.
 //!
@@ -7,12 +7,11 @@
 //! query whose `instance` is on .1: never one of .10, whose address has .1 as a prefix. Both
 //! queries are evaluated at the same instant, so values must match too.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Host, Sandbox, Server};
+use harness::sandbox::{Host, Sandbox, Server, WAIT_LIMIT};
+use harness::wait::Wait;
 use promql_parser::parser::token;
 use promql_parser::parser::{Expr, LabelModifier};
 use serde_json::Value;
@@ -183,18 +182,18 @@ fn components_on(sb: &Sandbox, host: Host) -> BTreeSet<&'static str> {
 
 /// Waits (bounded) until `promql`, evaluated [`LAG`] seconds back, returns `count` series.
 async fn wait_visible(http: &reqwest::Client, base: &str, promql: &str, count: usize) {
-    let deadline = std::time::Instant::now() + common::WAIT_LIMIT;
-    loop {
-        let found = query_at(http, base, promql, now_seconds() - LAG).await;
-        if found.len() == count {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "`{promql}` evaluated {LAG}s back still gives {found:?}, not {count} series"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let what = format!("`{promql}` evaluated {LAG}s back to give {count} series");
+    Wait::new(WAIT_LIMIT, &what)
+        .every(std::time::Duration::from_millis(200))
+        .until_async(|| async {
+            let found = query_at(http, base, promql, now_seconds() - LAG).await;
+            if found.len() == count {
+                Ok(())
+            } else {
+                Err(format!("{found:?}"))
+            }
+        })
+        .await;
 }
 
 #[tokio::test]

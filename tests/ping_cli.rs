@@ -5,11 +5,9 @@
 // A failing test panics; that is how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod ping_support;
-
 use std::process::{Command, Output};
 
-use ping_support::{as_nobody, in_new_netns, skip_unless_root};
+use harness::privilege::{as_nobody, in_new_netns, skip_unless_root};
 use regex::Regex;
 use tidb_host_agent::ping::prober::NO_PERMISSION_MESSAGE;
 use tidb_host_agent::ping::record::RecordLine;

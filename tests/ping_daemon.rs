@@ -10,16 +10,18 @@
 // A failing test panics; that is how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod ping_support;
-mod support;
-
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use ping_support::{as_nobody, skip_unless_root};
-use support::{base_config, free_port, http_get, parse_plain};
+use harness::agent::{base_config, parse_plain};
+use harness::block::free_port;
+use harness::http::http_get;
+use harness::privilege::{as_nobody, skip_unless_root};
+use harness::process::ChildProcess;
+use harness::wait::Wait;
 use tidb_host_agent::ping::prober::NO_PERMISSION_MESSAGE;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
@@ -43,41 +45,27 @@ path = "{dir}/snapshot.txt"
     base_config("100ms", metrics_port, ping).replace("{dir}", &dir.display().to_string())
 }
 
-/// The agent process; killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(mut command: Command, log: &Path) -> Running {
-    let log = std::fs::File::create(log).unwrap();
+/// The agent, with its log at the config's level (no `TIDB_HOST_AGENT_LOG`).
+fn start(mut command: Command, log: &Path) -> ChildProcess {
     command
         .env_remove("TIDB_HOST_AGENT_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    Running(command.spawn().expect("the agent starts"))
+        .env_remove("TIDB_HOST_AGENT_LOG");
+    ChildProcess::spawn("the agent", command, log)
 }
 
 /// Polls the snapshot file until `ready` accepts it, at most 30 s.
 fn wait_for_snapshot(path: &Path, ready: impl Fn(&[(String, u8)]) -> bool) -> Vec<(String, u8)> {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let keys = parse_plain(&text);
-        if ready(&keys) {
-            return keys;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no such snapshot within 30 s; last:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Wait::new(Duration::from_secs(30), "such a snapshot")
+        .every(Duration::from_millis(20))
+        .blocking(|| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let keys = parse_plain(&text);
+            if ready(&keys) {
+                Ok(keys)
+            } else {
+                Err(format!("\n{text}"))
+            }
+        })
 }
 
 fn value(keys: &[(String, u8)], key: &str) -> Option<u8> {
@@ -88,7 +76,7 @@ fn value(keys: &[(String, u8)], key: &str) -> Option<u8> {
 fn the_ping_keys_join_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("config.toml");
-    let port = free_port("127.0.0.1");
+    let port = free_port(Ipv4Addr::LOCALHOST);
     std::fs::write(&config_path, config(dir.path(), port)).unwrap();
     let mut command = Command::new(AGENT);
     command.arg("-c").arg(&config_path).arg("run");
@@ -116,26 +104,24 @@ fn the_ping_keys_join_the_snapshot() {
     assert_eq!(value(&keys, "TiDB.prometheus.Prometheus_is_down"), Some(1));
 
     // Each target's RTT and loss of the last round, as self-metrics.
-    let start = Instant::now();
-    let gauges = loop {
-        let body = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap_or_default();
-        let gauges: Vec<(String, f64)> = body
-            .lines()
-            .filter(|l| l.starts_with("tidb_host_agent_ping_"))
-            .filter_map(|l| {
-                let (name, v) = l.rsplit_once(' ')?;
-                Some((name.to_string(), v.parse().ok()?))
-            })
-            .collect();
-        if gauges.len() == 4 {
-            break gauges;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no ping metrics: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let gauges = Wait::new(Duration::from_secs(30), "the ping metrics")
+        .every(Duration::from_millis(20))
+        .blocking(|| {
+            let body = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap_or_default();
+            let gauges: Vec<(String, f64)> = body
+                .lines()
+                .filter(|l| l.starts_with("tidb_host_agent_ping_"))
+                .filter_map(|l| {
+                    let (name, v) = l.rsplit_once(' ')?;
+                    Some((name.to_string(), v.parse().ok()?))
+                })
+                .collect();
+            if gauges.len() == 4 {
+                Ok(gauges)
+            } else {
+                Err(body)
+            }
+        });
     for target in ["127.0.0.1", "127.0.0.2"] {
         let gauge = |name: &str| {
             gauges
@@ -159,7 +145,11 @@ fn without_icmp_permission_the_daemon_logs_once_and_keeps_its_other_keys() {
     // nobody writes its state, snapshot and log here.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config(dir.path(), free_port("127.0.0.1"))).unwrap();
+    std::fs::write(
+        &config_path,
+        config(dir.path(), free_port(Ipv4Addr::LOCALHOST)),
+    )
+    .unwrap();
     let command = as_nobody("1 0", AGENT, &["-c", config_path.to_str().unwrap(), "run"]);
     let log = dir.path().join("agent.log");
     let _agent = start(command, &log);
@@ -178,14 +168,10 @@ fn without_icmp_permission_the_daemon_logs_once_and_keeps_its_other_keys() {
     );
     // Let a few more cycles (and would-be ping rounds) pass: the snapshot is rewritten.
     let first = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
-    let start = Instant::now();
-    while std::fs::metadata(&snapshot).unwrap().modified().unwrap() == first {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the daemon stopped cycling"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let modified = || std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    Wait::new(Duration::from_secs(30), "the daemon to cycle on")
+        .every(Duration::from_millis(20))
+        .blocking(|| (modified() != first).then_some(()));
     let keys = wait_for_snapshot(&snapshot, |keys| !keys.is_empty());
     assert!(keys.iter().any(|(k, _)| k.starts_with("TiDB.tikv.")));
 

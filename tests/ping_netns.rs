@@ -9,14 +9,14 @@
 // A failing test panics; that is how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-mod ping_support;
+mod ping_task;
 
-use ping_support::{PingTask, skip_unless_root};
-
+use harness::privilege::skip_unless_root;
+use harness::recorder::json_lines;
+use ping_task::PingTask;
 use tidb_host_agent::config::PingConfig;
 use tidb_host_agent::ping::outcome::EchoResult;
 use tidb_host_agent::ping::prober::{Family, Prober};
@@ -121,14 +121,6 @@ impl Drop for TestHost {
     }
 }
 
-fn read_record(path: &Path) -> Vec<RecordLine> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every record line is JSON"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
     if skip_unless_root("ping_netns") {
@@ -212,7 +204,7 @@ async fn an_ignoring_host_loses_every_echo_into_the_record_and_the_loss_key() {
     );
     assert!(entries.iter().all(|e| e.since.is_some()));
 
-    let lines = read_record(&record_file);
+    let lines = json_lines::<RecordLine>(&record_file);
     let seqs: Vec<u16> = lines.iter().map(|l| l.seq).collect();
     assert_eq!(seqs, [0, 1, 2, 3], "one line per lost echo: {lines:?}");
     for line in &lines {

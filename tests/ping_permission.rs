@@ -13,9 +13,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-mod ping_support;
+mod ping_task;
 
-use ping_support::{PingTask, as_nobody, skip_unless_root};
+use harness::privilege::{as_nobody, skip_unless_root};
+use ping_task::PingTask;
 
 use tidb_host_agent::config::PingConfig;
 use tidb_host_agent::ping::prober::{
@@ -100,7 +101,6 @@ fn child_without_icmp_permission() {
         };
         let ping = PingTask::start(config, Duration::from_secs(10)).await;
         assert!(ping.entries.is_empty(), "no ping keys");
-        assert!(ping.is_running(), "the task idles until shutdown");
         ping.stop().await;
     });
     println!("{CHILD_DONE}");

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use harness::recorder::json_lines;
 use tidb_host_agent::ping::keys::{self, KeyRules};
 use tidb_host_agent::ping::outcome::{EchoResult, RoundOutcome};
 use tidb_host_agent::ping::prober::{Family, Prober};
@@ -82,14 +83,6 @@ async fn every_loopback_echo_is_answered_and_the_stats_agree() {
     );
 }
 
-fn read_record(path: &std::path::Path) -> Vec<RecordLine> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every record line is JSON"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_threshold_below_loopback_rtt_records_every_echo_and_one_second_none() {
     let round = loopback_round(20, 5).await;
@@ -104,7 +97,7 @@ async fn a_threshold_below_loopback_rtt_records_every_echo_and_one_second_none()
     record
         .append(&record::lines(&round, tiny))
         .expect("record is writable");
-    let lines = read_record(record.path());
+    let lines = json_lines::<RecordLine>(record.path());
     assert_eq!(lines.len(), 20 * 5, "every echo took longer than 1µs");
     for (line, (target, echo)) in lines.iter().zip(
         round
@@ -144,7 +137,11 @@ async fn a_threshold_below_loopback_rtt_records_every_echo_and_one_second_none()
     record
         .append(&record::lines(&round, Duration::from_secs(1)))
         .expect("record is writable");
-    assert_eq!(read_record(record.path()).len(), before, "1s marks none");
+    assert_eq!(
+        json_lines::<RecordLine>(record.path()).len(),
+        before,
+        "1s marks none"
+    );
     assert!(
         round
             .targets

@@ -1,13 +1,11 @@
 //! The built-in catalog (SPEC §2): exactly the 41 keys of issue 3 with their scope and level,
 //! expressions and `for` copied verbatim from the upstream files, and accepted by promtool.
 
-#[path = "upstream/mod.rs"]
-mod upstream;
-
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use harness::catalog;
+use harness::rule_file::{self, text};
 use tidb_host_agent::rules::{CATALOG_YAML, LoadOptions, RuleSet, Scope, assemble};
 use yaml_serde::Value;
 
@@ -186,10 +184,6 @@ const OWN_RULES: [(&str, &str, Duration); 2] = [
     ),
 ];
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn catalog() -> RuleSet {
     match assemble(&LoadOptions::default(), &[]) {
         Ok(rules) => rules,
@@ -197,31 +191,9 @@ fn catalog() -> RuleSet {
     }
 }
 
-fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
-    value.get(key).and_then(Value::as_str)
-}
-
-/// Every alerting rule of a rule file, as YAML values.
+/// Every alerting rule of a rule file's text, as YAML values.
 fn alerts(text_of_file: &str) -> Vec<Value> {
-    let file: Value = match yaml_serde::from_str(text_of_file) {
-        Ok(file) => file,
-        Err(e) => panic!("{e}"),
-    };
-    let groups = file
-        .get("groups")
-        .and_then(Value::as_sequence)
-        .cloned()
-        .unwrap_or_default();
-    groups
-        .iter()
-        .flat_map(|g| {
-            g.get("rules")
-                .and_then(Value::as_sequence)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|r| r.get("alert").is_some())
-        .collect()
+    rule_file::alerts(text_of_file).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -239,12 +211,29 @@ fn catalog_holds_exactly_the_41_keys_of_the_issue() {
     }
 }
 
+/// The tests' own reading of `rules/tidb.rules.yml` (keys named by SPEC §1 in the harness)
+/// agrees with the daemon's, rule for rule.
+#[test]
+fn the_harness_reads_the_catalog_as_the_daemon_does() {
+    let rules = catalog();
+    let daemon: Vec<[&str; 5]> = rules
+        .rules()
+        .iter()
+        .map(|r| [&r.key, &r.alert, &r.level, r.scope.as_str(), &r.expr].map(|s| s as &str))
+        .collect();
+    let harness: Vec<[&str; 5]> = catalog::catalog()
+        .iter()
+        .map(|r| [&r.key, &r.alert, &r.level, &r.scope, &r.expr].map(|s| s.as_str()))
+        .collect();
+    assert_eq!(harness, daemon);
+}
+
 #[test]
 fn expressions_and_for_are_copied_from_upstream() {
-    let upstream = upstream::rules_dir();
+    let upstream = rule_file::upstream_dir();
     let rules = catalog().rules().to_vec();
     let entries = alerts(CATALOG_YAML);
-    assert_eq!(entries.len(), 41);
+    assert_eq!(entries.len(), TABLE.len());
     let mut checked = 0;
     for entry in &entries {
         let alert = text(entry, "alert").unwrap_or_default();
@@ -289,7 +278,7 @@ fn expressions_and_for_are_copied_from_upstream() {
         assert_eq!(rule.for_, for_, "{alert}: for differs from {source}");
         checked += 1;
     }
-    assert_eq!(checked, 41);
+    assert_eq!(checked, TABLE.len());
 }
 
 #[test]
@@ -314,21 +303,15 @@ fn the_catalog_has_no_upstream_placeholder() {
 
 #[test]
 fn promtool_accepts_the_catalog() {
-    let output = promtool(&[
-        "check",
-        "rules",
-        &manifest_dir()
-            .join("rules/tidb.rules.yml")
-            .display()
-            .to_string(),
-    ]);
+    let output = promtool(&["check", "rules", &catalog::path().display().to_string()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
         "promtool rejected rules/tidb.rules.yml:\n{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("SUCCESS: 41 rules found"), "{stdout}");
+    let found = format!("SUCCESS: {} rules found", TABLE.len());
+    assert!(stdout.contains(&found), "{stdout}");
 }
 
 /// Runs promtool, which `scripts/install-deps.sh` installs: a missing one fails the test.

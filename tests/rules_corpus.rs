@@ -3,14 +3,10 @@
 //! on every selector; promtool accepts a rule file of all the outputs. The upstream
 //! expressions that are not valid PromQL are listed below with their exact error.
 
-#[path = "upstream/mod.rs"]
-mod upstream;
-
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::rule_file::{self, text};
 use tidb_host_agent::promql::{self, HostScope};
-use yaml_serde::Value;
 
 /// Upstream expressions that are not valid PromQL: (file, alert, error).
 const INVALID_UPSTREAM: [(&str, &str, &str); 1] = [(
@@ -26,59 +22,32 @@ struct UpstreamRule {
     expr: String,
 }
 
-fn rule_files(dir: &Path, found: &mut Vec<PathBuf>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            rule_files(&path, found);
-        } else if path.extension().is_some_and(|x| x == "yml") {
-            found.push(path);
-        }
-    }
-}
-
 /// Every rule of every upstream file, read generically so that odd structure (re-serialised
 /// files with sorted keys, other indentation) cannot hide a rule.
 fn upstream_rules() -> Vec<UpstreamRule> {
-    let dir = upstream::rules_dir();
-    let mut files = Vec::new();
-    rule_files(&dir, &mut files);
-    files.sort();
+    let dir = rule_file::upstream_dir();
     let mut rules = Vec::new();
-    for path in files {
+    for path in rule_file::files_under(&dir) {
         let relative = path
             .strip_prefix(&dir)
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{relative}: {e}"));
-        let file: Value = yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{relative}: {e}"));
-        let groups = file
-            .get("groups")
-            .and_then(Value::as_sequence)
-            .cloned()
-            .unwrap_or_default();
-        for group in &groups {
-            let group_rules = group
-                .get("rules")
-                .and_then(Value::as_sequence)
-                .cloned()
-                .unwrap_or_default();
-            for rule in &group_rules {
-                let text_of = |key: &str| rule.get(key).and_then(Value::as_str).map(str::to_owned);
-                let (name, is_alert) = match (text_of("alert"), text_of("record")) {
-                    (Some(alert), None) => (alert, true),
-                    (None, Some(record)) => (record, false),
-                    other => panic!("{relative}: a rule with alert/record {other:?}"),
-                };
-                let expr = text_of("expr").unwrap_or_else(|| panic!("{relative} {name}: no expr"));
-                rules.push(UpstreamRule {
-                    file: relative.clone(),
-                    name,
-                    is_alert,
-                    expr,
-                });
-            }
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{relative}: {e}"));
+        let file_rules = rule_file::rules(&source).unwrap_or_else(|e| panic!("{relative}: {e}"));
+        for rule in &file_rules {
+            let text_of = |key: &str| text(rule, key).map(str::to_owned);
+            let (name, is_alert) = match (text_of("alert"), text_of("record")) {
+                (Some(alert), None) => (alert, true),
+                (None, Some(record)) => (record, false),
+                other => panic!("{relative}: a rule with alert/record {other:?}"),
+            };
+            let expr = text_of("expr").unwrap_or_else(|| panic!("{relative} {name}: no expr"));
+            rules.push(UpstreamRule {
+                file: relative.clone(),
+                name,
+                is_alert,
+                expr,
+            });
         }
     }
     rules

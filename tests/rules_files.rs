@@ -2,9 +2,6 @@
 //! exact message, naming the file, the rule and the position. Each invalid fixture in
 //! tests/fixtures/rules/invalid/ is paired with the message it must produce (`.expected`).
 
-#[path = "upstream/mod.rs"]
-mod upstream;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -120,7 +117,7 @@ fn one_file_matched_twice_is_loaded_once() {
 /// file's stem, and those that share a key with a built-in rule replace it.
 #[test]
 fn tiup_rule_files_load_as_user_rules() {
-    let upstream = upstream::rules_dir();
+    let upstream = harness::rule_file::upstream_dir();
     let pattern = format!("{}/*.rules.yml", upstream.display());
     let rules = match load_files(&[&pattern]) {
         Ok(rules) => rules,

@@ -2,17 +2,14 @@
 //! like a TiUP-monitored cluster to both servers, its faults must be visible through them, and
 //! its fake exporters must serve every metric the catalog rules query.
 
-mod common;
-
-#[path = "upstream/mod.rs"]
-mod upstream;
-
 use std::collections::BTreeSet;
 use std::net::TcpStream;
+use std::path::Path;
 
-use common::{Host, Sample, Sandbox, SandboxOptions, Server, ServerKind};
+use harness::catalog;
+use harness::rule_file::{self, text};
+use harness::sandbox::{Host, Sample, Sandbox, SandboxOptions, Server, ServerKind};
 use promql_parser::parser::{self, Expr};
-use serde::Deserialize;
 
 fn set_of(samples: &[Sample], labels: &[&str]) -> BTreeSet<Vec<String>> {
     samples
@@ -275,251 +272,27 @@ async fn victoria_metrics_as_server_b_answers_like_prometheus() {
 
 // --- The catalog rules against the fakes -------------------------------------------------
 
-#[derive(Deserialize)]
-struct RuleFile {
-    groups: Vec<RuleGroup>,
-}
-
-#[derive(Deserialize)]
-struct RuleGroup {
-    rules: Vec<Rule>,
-}
-
-#[derive(Deserialize)]
-struct Rule {
-    alert: Option<String>,
-    expr: String,
-}
-
-/// Issue 3's table: (key, file in tests/data/upstream, alert). Key 32 is computed by the
-/// daemon and has no PromQL.
-const CATALOG: [(&str, &str, &str); 38] = [
-    (
-        "TiDB.pd.PD_server_is_down",
-        "blacker.rules.yml",
-        "PD_server_is_down",
-    ),
-    ("TiDB.pd.PD_node_restart", "pd.rules.yml", "PD_node_restart"),
-    (
-        "TiDB.tidb.TiDB_server_is_down",
-        "blacker.rules.yml",
-        "TiDB_server_is_down",
-    ),
-    (
-        "TiDB.tidb.TiDB_node_restart",
-        "tidb.rules.yml",
-        "TiDB_node_restart",
-    ),
-    (
-        "TiDB.tidb.TiDB_schema_error",
-        "tidb.rules.yml",
-        "TiDB_schema_error",
-    ),
-    (
-        "TiDB.tidb.TiDB_monitor_keep_alive",
-        "tidb.rules.yml",
-        "TiDB_monitor_keep_alive",
-    ),
-    (
-        "TiDB.tidb.TiDB_monitor_time_jump_back_error",
-        "tidb.rules.yml",
-        "TiDB_monitor_time_jump_back_error",
-    ),
-    (
-        "TiDB.tidb.TiDB_ddl_waiting_jobs",
-        "tidb.rules.yml",
-        "TiDB_ddl_waiting_jobs",
-    ),
-    (
-        "TiDB.tidb.TiDB_server_panic_total",
-        "tidb.rules.yml",
-        "TiDB_server_panic_total",
-    ),
-    (
-        "TiDB.tikv.TiKV_server_is_down",
-        "blacker.rules.yml",
-        "TiKV_server_is_down",
-    ),
-    (
-        "TiDB.tikv.TiKV_node_restart",
-        "tikv.rules.yml",
-        "TiKV_node_restart",
-    ),
-    (
-        "TiDB.tikv.TiKV_GC_can_not_work",
-        "tikv.rules.yml",
-        "TiKV_GC_can_not_work",
-    ),
-    (
-        "TiDB.tikv.TiKV_coprocessor_request_error",
-        "tikv.rules.yml",
-        "TiKV_coprocessor_request_error",
-    ),
-    (
-        "TiDB.tikv.TiKV_raft_append_log_duration_secs",
-        "tikv.rules.yml",
-        "TiKV_raft_append_log_duration_secs",
-    ),
-    (
-        "TiDB.tikv.TiKV_raftstore_thread_cpu_seconds_total",
-        "tikv.rules.yml",
-        "TiKV_raftstore_thread_cpu_seconds_total",
-    ),
-    (
-        "TiDB.tikv.TiKV_thread_apply_worker_cpu_seconds",
-        "tikv.rules.yml",
-        "TiKV_thread_apply_worker_cpu_seconds",
-    ),
-    (
-        "TiDB.tikv.TiKV_approximate_region_size",
-        "tikv.rules.yml",
-        "TiKV_approximate_region_size",
-    ),
-    (
-        "TiDB.tikv.TiKV_async_request_write_duration_seconds",
-        "tikv.rules.yml",
-        "TiKV_async_request_write_duration_seconds",
-    ),
-    (
-        "TiDB.tikv.TiKV_coprocessor_pending_request",
-        "tikv.rules.yml",
-        "TiKV_coprocessor_pending_request",
-    ),
-    (
-        "TiDB.tikv.TiKV_raft_apply_log_duration_secs",
-        "tikv.rules.yml",
-        "TiKV_raft_apply_log_duration_secs",
-    ),
-    (
-        "TiDB.tikv.TiKV_scheduler_command_duration_seconds",
-        "tikv.rules.yml",
-        "TiKV_scheduler_command_duration_seconds",
-    ),
-    (
-        "TiDB.tikv.TiKV_scheduler_latch_wait_duration_seconds",
-        "tikv.rules.yml",
-        "TiKV_scheduler_latch_wait_duration_seconds",
-    ),
-    (
-        "TiDB.tikv.TiKV_write_stall",
-        "tikv.rules.yml",
-        "TiKV_write_stall",
-    ),
-    (
-        "TiDB.tiflash.TiFlash_server_is_down",
-        "tiflash.rules.yml",
-        "TiFlash_server_is_down",
-    ),
-    (
-        "TiDB.tiflash.TiFlash_schema_error",
-        "variants/pingcap-tiflash@2e017fd/tiflash.rules.yml",
-        "TiFlash_schema_error",
-    ),
-    (
-        "TiDB.blackbox_exporter.Blackbox_exporter_server_is_down",
-        "blacker.rules.yml",
-        "Blackbox_exporter_server_is_down",
-    ),
-    (
-        "TiDB.blackbox_exporter.BLACKER_ping_latency_more_than_1s",
-        "blacker.rules.yml",
-        "BLACKER_ping_latency_more_than_1s",
-    ),
-    (
-        "TiDB.node_exporter.Node_exporter_server_is_down",
-        "blacker.rules.yml",
-        "Node_exporter_server_is_down",
-    ),
-    (
-        "TiDB.grafana.Grafana_server_is_down",
-        "blacker.rules.yml",
-        "Grafana_server_is_down",
-    ),
-    (
-        "TiDB.cluster.PD_cluster_down_tikv_nums",
-        "variants/tikv-pd@v8.5.7/pd.rules.yml",
-        "PD_cluster_down_tikv_nums",
-    ),
-    (
-        "TiDB.cluster.PD_cluster_lost_connect_tikv_nums",
-        "variants/tikv-pd@v8.5.7/pd.rules.yml",
-        "PD_cluster_lost_connect_tikv_nums",
-    ),
-    (
-        "TiDB.cluster.PD_leader_change",
-        "pd.rules.yml",
-        "PD_leader_change",
-    ),
-    (
-        "TiDB.cluster.TiKV_space_used_more_than_80",
-        "variants/tikv-pd@v8.5.7/pd.rules.yml",
-        "TiKV_space_used_more_than_80%",
-    ),
-    (
-        "TiDB.cluster.PD_miss_peer_region_count",
-        "pd.rules.yml",
-        "PD_miss_peer_region_count",
-    ),
-    (
-        "TiDB.cluster.PD_no_store_for_making_replica",
-        "variants/tikv-pd@v8.5.7/pd.rules.yml",
-        "PD_no_store_for_making_replica",
-    ),
-    (
-        "TiDB.cluster.PD_system_time_slow",
-        "pd.rules.yml",
-        "PD_system_time_slow",
-    ),
-    (
-        "TiDB.cluster.PD_cluster_low_space",
-        "pd.rules.yml",
-        "PD_cluster_low_space",
-    ),
-    (
-        "TiDB.cluster.PD_down_peer_region_nums",
-        "pd.rules.yml",
-        "PD_down_peer_region_nums",
-    ),
-];
-
-/// Keys 25 and 30 have no upstream rule; issue 3 gives their expressions.
-const WITHOUT_UPSTREAM: [(&str, &str); 2] = [
-    (
-        "TiDB.tiflash.TiFlash_proxy_node_restart",
-        r#"changes(tiflash_proxy_process_start_time_seconds{job="tiflash"}[5m]) > 0"#,
-    ),
-    (
-        "TiDB.node_exporter.Node_exporter_node_restart",
-        r#"changes(process_start_time_seconds{job="overwritten-nodes"}[5m]) > 0"#,
-    ),
-];
-
-/// (key, expression) of the 40 PromQL rules of the catalog.
+/// (key, expression) of the 40 PromQL rules of the catalog: the expression of the upstream
+/// file the catalog names, or the catalog's own for the two rules no upstream file has.
 fn catalog_expressions() -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = CATALOG
-        .iter()
-        .map(|(key, file, alert)| {
-            let path = upstream::rules_dir().join(file);
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-            let rules: RuleFile =
-                yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let expr = rules
-                .groups
-                .iter()
-                .flat_map(|g| &g.rules)
-                .find(|r| r.alert.as_deref() == Some(alert))
-                .map(|r| r.expr.clone())
-                .unwrap_or_else(|| panic!("no alert {alert} in {}", path.display()));
-            (key.to_string(), expr)
+    catalog::promql_rules()
+        .map(|rule| {
+            let expr = match rule.upstream_file() {
+                Some(path) => upstream_expression(&path, &rule.alert),
+                None => rule.expr.clone(),
+            };
+            (rule.key.clone(), expr)
         })
-        .collect();
-    out.extend(
-        WITHOUT_UPSTREAM
-            .iter()
-            .map(|(key, expr)| (key.to_string(), expr.to_string())),
-    );
-    out
+        .collect()
+}
+
+fn upstream_expression(path: &Path, alert: &str) -> String {
+    rule_file::read_alerts(path)
+        .iter()
+        .find(|r| text(r, "alert") == Some(alert))
+        .and_then(|r| text(r, "expr"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no alert {alert} in {}", path.display()))
 }
 
 /// Every vector selector of an expression, at any depth, as PromQL text.
@@ -568,7 +341,11 @@ fn measured_sides(expr: &Expr, out: &mut Vec<String>) {
 /// every rule is false: the fakes serve the real names, healthy.
 async fn check_catalog(sb: &Sandbox) {
     let expressions = catalog_expressions();
-    assert_eq!(expressions.len(), 40, "41 keys, one of them computed");
+    assert_eq!(
+        expressions.len(),
+        catalog::RULES - 1,
+        "every key but the computed one"
+    );
     for (key, text) in &expressions {
         let expr = parser::parse(text).unwrap_or_else(|e| panic!("{key}: {text}: {e}"));
         let mut found = Vec::new();

@@ -5,13 +5,20 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use harness::agent::Agent;
+use harness::block::free_port;
+use harness::catalog;
+use harness::http::http_get;
+use harness::process::Signal;
+use harness::sandbox::{Host, Sandbox, Server, WAIT_LIMIT};
+use harness::wait::Wait;
 use serde::Deserialize;
 
-use crate::common::{Host, Sandbox, Server, WAIT_LIMIT};
 use crate::expect::{self, Expected, Reading, State, diff};
-use crate::support;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
 const POLL: Duration = Duration::from_millis(50);
 /// After a match, this many further snapshots of every agent must carry the same values.
@@ -49,9 +56,8 @@ impl AgentSpec {
             mode: "failover",
             on_no_data: "hold",
             timeout: "2s",
-            fors: expect::promql_keys()
-                .into_iter()
-                .map(|k| (k, "0s".to_string()))
+            fors: catalog::promql_rules()
+                .map(|r| (r.key.clone(), "0s".to_string()))
                 .collect(),
             components: None,
             cluster_reporter: None,
@@ -189,14 +195,14 @@ listen = \"{metrics_listen}\"
 
     pub fn start(self) -> HostAgent {
         let ip = self.ip.to_string();
-        let metrics_addr = format!("{ip}:{}", support::free_port(&ip));
+        let metrics_addr = format!("{ip}:{}", free_port(self.ip));
         let rules_dir = self.rules_file.as_ref().map(|yaml| {
             let dir = tempfile::tempdir().expect("temp dir");
             std::fs::write(dir.path().join("user.rules.yml"), yaml).expect("write the rule file");
             dir
         });
         let rules_path = rules_dir.as_ref().map(|d| d.path().join("user.rules.yml"));
-        let agent = support::Agent::start(&self.config(&metrics_addr, rules_path.as_deref()));
+        let agent = Agent::start(AGENT, &self.config(&metrics_addr, rules_path.as_deref()));
         HostAgent {
             host: self.host,
             name: self.name,
@@ -264,7 +270,7 @@ struct DocumentValue {
 pub struct HostAgent {
     pub host: Host,
     pub name: String,
-    agent: support::Agent,
+    agent: Agent,
     metrics_addr: String,
     /// Holds the user rule file, if any, for the agent's life.
     _rules_dir: Option<tempfile::TempDir>,
@@ -328,22 +334,13 @@ impl HostAgent {
 
     /// The first snapshot written after `after` (any snapshot if `None`).
     pub async fn next_after(&self, after: Option<Stamp>) -> Snapshot {
-        let deadline = Instant::now() + WAIT_LIMIT;
-        loop {
-            if let Some(snapshot) = self.latest() {
-                if Some(snapshot.stamp) != after {
-                    return snapshot;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{}: no new snapshot within {WAIT_LIMIT:?}\nagent log tail:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("{}: a new snapshot", self.name);
+        let log = || format!("agent log tail:\n{}", self.log_tail());
+        Wait::new(WAIT_LIMIT, &what)
+            .every(POLL)
+            .on_timeout(&log)
+            .until(|| self.latest().filter(|s| Some(s.stamp) != after))
+            .await
     }
 
     /// The next `n` snapshots after the current one.
@@ -360,7 +357,7 @@ impl HostAgent {
 
     /// SIGTERM, a clean exit within 5 s, and a new process on the same config and state.
     pub fn restart(&mut self) {
-        self.agent.signal("TERM");
+        self.agent.signal(Signal::TERM);
         match self.agent.wait_exit(EXIT_LIMIT) {
             Some(status) => assert!(status.success(), "{}: exited with {status}", self.name),
             None => panic!("{}: still running {EXIT_LIMIT:?} after SIGTERM", self.name),
@@ -370,8 +367,7 @@ impl HostAgent {
 
     /// Still running: never crashed, never panicked.
     pub fn assert_alive(&mut self) {
-        let child = self.agent.child.as_mut().expect("the agent was started");
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = self.agent.try_exit() {
             panic!(
                 "{}: exited with {status}\nlog tail:\n{}",
                 self.name,
@@ -405,25 +401,19 @@ impl HostAgent {
     }
 
     /// The self-metrics text (OpenMetrics), once the agent serves it.
-    pub fn pid(&self) -> i32 {
+    pub fn pid(&self) -> u32 {
         self.agent.pid()
     }
 
+    /// The self-metrics text (OpenMetrics), once the agent serves it.
     pub async fn metrics(&self) -> String {
-        let deadline = Instant::now() + WAIT_LIMIT;
-        loop {
-            if let Some(text) = support::http_get(&self.metrics_addr, "/metrics") {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: no self-metrics on {}\nlog tail:\n{}",
-                self.name,
-                self.metrics_addr,
-                self.log_tail()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("{}: self-metrics on {}", self.name, self.metrics_addr);
+        let log = || format!("log tail:\n{}", self.log_tail());
+        Wait::new(WAIT_LIMIT, &what)
+            .every(POLL)
+            .on_timeout(&log)
+            .until(|| http_get(&self.metrics_addr, "/metrics"))
+            .await
     }
 
     /// Queries sent to `server` (its URL) so far.
@@ -526,37 +516,37 @@ impl Histogram {
 /// Waits until every agent's latest snapshot reads exactly as expected (keys, values and
 /// states), then checks that each agent's next snapshots keep the same values.
 pub async fn wait_until(expectations: &[(&HostAgent, Expected)], what: &str) {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    loop {
-        let mut mismatches = Vec::new();
-        for (agent, expected) in expectations {
-            match agent.latest() {
-                Some(snapshot) if snapshot.readings == expected.0 => {}
-                Some(snapshot) => mismatches.push(format!(
-                    "{} (snapshot {}): {}",
-                    agent.name,
-                    snapshot.timestamp,
-                    diff(expected, &snapshot.readings)
-                )),
-                None => mismatches.push(format!("{}: no snapshot yet", agent.name)),
+    let logs = || {
+        let logs: Vec<String> = expectations
+            .iter()
+            .map(|(a, _)| format!("--- {} log tail:\n{}", a.name, a.log_tail()))
+            .collect();
+        logs.join("\n")
+    };
+    Wait::new(WAIT_LIMIT, what)
+        .every(POLL)
+        .on_timeout(&logs)
+        .until(|| {
+            let mut mismatches = Vec::new();
+            for (agent, expected) in expectations {
+                match agent.latest() {
+                    Some(snapshot) if snapshot.readings == expected.0 => {}
+                    Some(snapshot) => mismatches.push(format!(
+                        "{} (snapshot {}): {}",
+                        agent.name,
+                        snapshot.timestamp,
+                        diff(expected, &snapshot.readings)
+                    )),
+                    None => mismatches.push(format!("{}: no snapshot yet", agent.name)),
+                }
             }
-        }
-        if mismatches.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let logs: Vec<String> = expectations
-                .iter()
-                .map(|(a, _)| format!("--- {} log tail:\n{}", a.name, a.log_tail()))
-                .collect();
-            panic!(
-                "waited {WAIT_LIMIT:?} for {what}; still:\n{}\n{}",
-                mismatches.join("\n"),
-                logs.join("\n")
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+            if mismatches.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("still:\n{}", mismatches.join("\n")))
+            }
+        })
+        .await;
     // Every agent writes its next snapshots at the same time: wait for them together.
     let next = futures::future::join_all(
         expectations

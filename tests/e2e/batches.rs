@@ -4,8 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, Server};
+
 use crate::agents::{AgentSpec, Histogram, HostAgent, wait_until};
-use crate::common::{Host, Sandbox, Server};
 use crate::expect::{self, Reading, State};
 
 const CYCLE: &str = "tidb_host_agent_cycle_duration_seconds";
@@ -65,7 +67,7 @@ async fn rules_share_queries_and_keep_their_own_values() {
     // A TiKV down on .1: some rules of each kind are true, so the split answer is seen.
     sb.fake(sb.addr(Host::One, 20180)).stop().await;
     let expected =
-        expect::healthy_for(&components, true).firing(&expect::key("TiKV_server_is_down"));
+        expect::healthy_for(&components, true).firing(&catalog::key("TiKV_server_is_down"));
     wait_until(
         &[(&batched, expected.clone()), (&single, expected)],
         "TiKV_server_is_down on both agents, every other key 0",
@@ -74,7 +76,7 @@ async fn rules_share_queries_and_keep_their_own_values() {
 
     // Every rule once a cycle, all on A (local to .1): the batched agent in
     // ceil(host rules / 8) + ceil(cluster rules / 8) queries, the other one per rule.
-    let rules = expect::catalog()
+    let rules = catalog::catalog()
         .iter()
         .filter(|r| r.scope != "computed")
         .collect::<Vec<_>>();

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use harness::sandbox::{Host, Sandbox, Server};
+
 use crate::agents::{AgentSpec, wait_for_hosts};
-use crate::common::{Host, Sandbox, Server};
 
 /// How long the agent's sockets are watched: several 1 s cycles.
 const WATCH: Duration = Duration::from_secs(4);
@@ -64,7 +65,7 @@ async fn connections_to_prometheus_are_closed_between_cycles() {
 
 /// The established TCP connections of process `pid` to any of `servers`, from
 /// /proc/PID/fd (the process' socket inodes) and /proc/PID/net/tcp (the connections).
-fn established_to(pid: i32, servers: &HashSet<SocketAddrV4>) -> usize {
+fn established_to(pid: u32, servers: &HashSet<SocketAddrV4>) -> usize {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return 0;
     };

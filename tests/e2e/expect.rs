@@ -4,12 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::OnceLock;
 
-use serde::Deserialize;
-use tidb_host_agent::rules::{DEFAULT_KEY_TEMPLATE, KeyTemplate};
-
-use crate::common::{Host, Sandbox, Server};
+use harness::catalog::{catalog, prometheus_key};
+use harness::sandbox::{Host, Sandbox, Server};
 
 /// A key's value and its `state` in the json format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,88 +101,6 @@ impl fmt::Display for Reading {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({:?})", self.value, self.state)
     }
-}
-
-#[derive(Deserialize)]
-struct RuleFile {
-    groups: Vec<RuleGroup>,
-}
-
-#[derive(Deserialize)]
-struct RuleGroup {
-    rules: Vec<CatalogEntry>,
-}
-
-#[derive(Deserialize)]
-struct CatalogEntry {
-    alert: String,
-    labels: BTreeMap<String, String>,
-}
-
-/// One catalog rule as the tests see it.
-#[derive(Clone, Debug)]
-pub struct CatalogRule {
-    pub key: String,
-    pub alert: String,
-    pub component: String,
-    /// `host`, `cluster` or `computed`.
-    pub scope: String,
-}
-
-/// The 41 rules of `rules/tidb.rules.yml`, keys named by the default template.
-pub fn catalog() -> &'static [CatalogRule] {
-    static CATALOG: OnceLock<Vec<CatalogRule>> = OnceLock::new();
-    CATALOG.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/tidb.rules.yml");
-        let text = std::fs::read_to_string(path).expect("read the catalog");
-        let file: RuleFile = yaml_serde::from_str(&text).expect("parse the catalog");
-        let template = KeyTemplate::parse(DEFAULT_KEY_TEMPLATE).expect("default template");
-        let rules: Vec<CatalogRule> = file
-            .groups
-            .into_iter()
-            .flat_map(|g| g.rules)
-            .map(|r| {
-                let label = |name: &str| {
-                    r.labels
-                        .get(name)
-                        .unwrap_or_else(|| panic!("{} has no {name} label", r.alert))
-                        .clone()
-                };
-                let component = label("component");
-                CatalogRule {
-                    key: template.key("TiDB", &component, &r.alert),
-                    component,
-                    scope: label("scope"),
-                    alert: r.alert,
-                }
-            })
-            .collect();
-        assert_eq!(rules.len(), 41, "the catalog has 41 alerts");
-        rules
-    })
-}
-
-/// The key of the catalog alert named `alert`.
-pub fn key(alert: &str) -> String {
-    match catalog().iter().find(|r| r.alert == alert) {
-        Some(rule) => rule.key.clone(),
-        None => panic!("no alert {alert} in the catalog"),
-    }
-}
-
-pub fn prometheus_key() -> String {
-    let computed: Vec<&CatalogRule> = catalog().iter().filter(|r| r.scope == "computed").collect();
-    assert_eq!(computed.len(), 1, "one computed key: Prometheus_is_down");
-    computed[0].key.clone()
-}
-
-/// Every host rule's `for`, set to 0s in the agents' configs unless a test says otherwise.
-pub fn promql_keys() -> Vec<String> {
-    catalog()
-        .iter()
-        .filter(|r| r.scope != "computed")
-        .map(|r| r.key.clone())
-        .collect()
 }
 
 /// The components running on `host`: its fakes, and the blackbox_exporter every host has.

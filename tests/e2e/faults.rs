@@ -5,10 +5,11 @@
 //! every cycle still writes the right values.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+
+use harness::sandbox::{Host, Sandbox, Server, WAIT_LIMIT};
+use harness::wait::Wait;
 
 use crate::agents::{AgentSpec, Histogram, HostAgent, wait_until};
-use crate::common::{Host, Sandbox, Server, WAIT_LIMIT};
 use crate::expect;
 use crate::mock_prometheus::{Fault, MockPrometheus, OVERSIZED_BYTES};
 
@@ -33,16 +34,12 @@ fn logged_as(fault: Fault) -> &'static str {
 }
 
 async fn wait_for_queries(mock: &MockPrometheus, fault: Fault, agent: &HostAgent) {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    while mock.queries(fault) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{}: sent the mock no query under {fault:?}\n{}",
-            agent.name,
-            agent.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{}: a query to the mock under {fault:?}", agent.name);
+    let log = || agent.log_tail();
+    Wait::new(WAIT_LIMIT, &what)
+        .on_timeout(&log)
+        .until(|| (mock.queries(fault) > 0).then_some(()))
+        .await;
 }
 
 #[tokio::test]
@@ -131,19 +128,17 @@ async fn broken_answers_from_the_preferred_server_fail_over_to_the_real_pair() {
     let probes = mock.probes();
     let log_before = agent.log().len();
     mock.set(Fault::Hang);
-    let deadline = Instant::now() + WAIT_LIMIT;
-    while !agent.log()[log_before..]
-        .lines()
-        .any(|l| l.contains(logged_as(Fault::Hang)) && l.contains(&mock.url()))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}: the hung mock was never found down\n{}",
-            agent.name,
-            agent.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{}: the hung mock to be found down", agent.name);
+    let log = || agent.log_tail();
+    Wait::new(WAIT_LIMIT, &what)
+        .on_timeout(&log)
+        .until(|| {
+            agent.log()[log_before..]
+                .lines()
+                .any(|l| l.contains(logged_as(Fault::Hang)) && l.contains(&mock.url()))
+                .then_some(())
+        })
+        .await;
     assert!(mock.probes() > probes, "the hung mock was not probed");
     let sent = mock.queries(Fault::Hang);
     let snapshots = agent.next_snapshots(SKIPPING_CYCLES).await;

@@ -1,12 +1,14 @@
 //! Scenario 6: `for`. A condition shorter than `for` never shows 1, a longer one does, and a
 //! restart while the rule is pending keeps the pending time (the state file).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, WAIT_LIMIT};
+use harness::wait::Wait;
 use jiff::Timestamp;
 
 use crate::agents::{AgentSpec, HostAgent, Snapshot, wait_until};
-use crate::common::{Host, Sandbox, WAIT_LIMIT};
 use crate::expect::{self, Expected, State};
 
 /// `for` of the agent that sees short and long conditions.
@@ -36,28 +38,27 @@ fn seconds(from: Timestamp, to: Timestamp) -> f64 {
 
 /// Every snapshot of `agent` until one has `key` in `state`; returns them all.
 async fn watch_until(agent: &HostAgent, key: &str, state: State) -> Vec<Snapshot> {
-    let deadline = Instant::now() + WAIT_LIMIT;
     let mut seen: Vec<Snapshot> = Vec::new();
-    loop {
-        let last = seen.last().map(|s| s.stamp);
-        if let Some(snapshot) = agent.latest() {
-            if Some(snapshot.stamp) != last {
-                let done = snapshot.reading(key).map(|r| r.state) == Some(state);
-                seen.push(snapshot);
-                if done {
-                    return seen;
+    let what = format!("{}: {key} to become {state:?}", agent.name);
+    let log = || agent.log_tail();
+    Wait::new(WAIT_LIMIT, &what)
+        .every(POLL)
+        .on_timeout(&log)
+        .until(|| {
+            let last = seen.last().map(|s| s.stamp);
+            if let Some(snapshot) = agent.latest() {
+                if Some(snapshot.stamp) != last {
+                    let done = snapshot.reading(key).map(|r| r.state) == Some(state);
+                    seen.push(snapshot);
+                    if done {
+                        return Ok(());
+                    }
                 }
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: {key} never became {state:?}; last: {:?}\n{}",
-            agent.name,
-            seen.last().map(|s| s.reading(key)),
-            agent.log_tail()
-        );
-        tokio::time::sleep(POLL).await;
-    }
+            Err(format!("{:?}", seen.last().map(|s| s.reading(key))))
+        })
+        .await;
+    seen
 }
 
 fn assert_never_one(snapshots: &[Snapshot], key: &str, agent: &HostAgent, what: &str) {
@@ -90,7 +91,7 @@ fn everyone<'a>(
 async fn for_hides_short_conditions_fires_long_ones_and_survives_a_restart() {
     let sb = Sandbox::start().await;
     sb.wait_until_ready().await;
-    let ddl = expect::key("TiDB_ddl_waiting_jobs");
+    let ddl = catalog::key("TiDB_ddl_waiting_jobs");
     let short = AgentSpec::new(&sb, Host::One)
         .named("for-8s")
         .rule_for(&ddl, "8s")
@@ -133,18 +134,15 @@ async fn for_hides_short_conditions_fires_long_ones_and_survives_a_restart() {
     // Restart the 20 s agent while it is pending.
     let restart_after =
         kept_since + jiff::SignedDuration::try_from(PENDING_BEFORE_RESTART).unwrap();
-    let deadline = Instant::now() + WAIT_LIMIT;
-    while restarted
-        .latest()
-        .is_none_or(|s| parse_time(&s.timestamp) < restart_after)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}: no snapshot moves on",
-            restarted.name
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    let what = format!("{}: a snapshot that moves on", restarted.name);
+    Wait::new(WAIT_LIMIT, &what)
+        .every(POLL)
+        .until(|| {
+            restarted
+                .latest()
+                .filter(|s| parse_time(&s.timestamp) >= restart_after)
+        })
+        .await;
     let before = restarted.stamp();
     restarted.restart();
     let first = restarted.next_after(before).await;

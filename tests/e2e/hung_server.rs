@@ -4,9 +4,12 @@
 
 use std::time::Instant;
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, Server, WAIT_LIMIT};
+use harness::wait::Wait;
+
 use crate::agents::{Histogram, HostAgent, start_per_host, wait_for_hosts};
-use crate::common::{Host, Sandbox, Server, WAIT_LIMIT};
-use crate::expect::{self, Expected};
+use crate::expect::Expected;
 
 /// Snapshots during which a hung A must receive no query.
 const SKIPPING_CYCLES: usize = 3;
@@ -27,7 +30,7 @@ async fn a_hung_server_costs_one_timeout_and_is_used_again_after_a_probe() {
     }
 
     sb.server(Server::A).pause();
-    let prometheus_down = expect::prometheus_key();
+    let prometheus_down = catalog::prometheus_key();
     let a_down = |host, healthy: Expected| match host {
         Host::One => healthy.firing(&prometheus_down),
         _ => healthy,
@@ -72,14 +75,12 @@ async fn a_hung_server_costs_one_timeout_and_is_used_again_after_a_probe() {
     // A is used again, once a probe has succeeded.
     let deadline = Instant::now() + WAIT_LIMIT;
     for (agent, before) in prefer_a.iter().zip(&sent) {
-        while agent.queries_to(&a).await <= *before {
-            assert!(
-                Instant::now() < deadline,
-                "{}: A answers probes again but gets no query\n{}",
-                agent.name,
-                agent.log_tail()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let what = format!("{}: a query to A, which answers probes again", agent.name);
+        let log = || agent.log_tail();
+        Wait::new(deadline.saturating_duration_since(Instant::now()), &what)
+            .every(std::time::Duration::from_millis(100))
+            .on_timeout(&log)
+            .until_async(|| async { (agent.queries_to(&a).await > *before).then_some(()) })
+            .await;
     }
 }

@@ -12,11 +12,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests: failing loudly is the point.
 
-#[path = "../common/mod.rs"]
-mod common;
-#[path = "../support/mod.rs"]
-mod support;
-
 mod agents;
 mod expect;
 mod mock_prometheus;

@@ -1,7 +1,8 @@
 //! A small mock Prometheus for the faults a real one cannot produce on demand: a 5xx, a body
 //! that is not JSON, a body cut short, a body over the agent's size cap, and a server that
-//! accepts and never answers (all requests, or queries only). It speaks just enough HTTP/1.1 by hand to break it on purpose,
-//! on its own thread and runtime so that nothing the test does can stall it.
+//! accepts and never answers (all requests, or queries only). It speaks just enough HTTP/1.1
+//! by hand to break it on purpose, on a runtime thread of its own ([`IoThread`]) so that
+//! nothing the test does can stall it; dropping it closes every connection.
 //!
 //! Every body it sends would make the rule true if the agent took it for an answer (a
 //! non-empty vector), so a fault that slipped through shows up as a wrong value.
@@ -9,11 +10,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
+use harness::io_thread::IoThread;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
 /// How the mock answers `/api/v1/query`. `/-/ready` answers 200, except under `Hang`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,8 +47,8 @@ struct Counts {
 pub struct MockPrometheus {
     addr: SocketAddr,
     counts: Arc<Mutex<Counts>>,
-    stop: CancellationToken,
-    thread: Option<JoinHandle<()>>,
+    /// Its runtime: the listener and every connection end with it.
+    _io: IoThread,
 }
 
 impl MockPrometheus {
@@ -61,38 +61,20 @@ impl MockPrometheus {
             fault: Some(fault),
             ..Counts::default()
         }));
-        let stop = CancellationToken::new();
-        let (counts_in, stop_in) = (counts.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("mock runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("mock listener");
-                loop {
-                    tokio::select! {
-                        () = stop_in.cancelled() => return,
-                        accepted = listener.accept() => {
-                            if let Ok((stream, _)) = accepted {
-                                let (counts, stop) = (counts_in.clone(), stop_in.clone());
-                                tokio::spawn(async move {
-                                    tokio::select! {
-                                        () = stop.cancelled() => {}
-                                        () = serve(stream, counts) => {}
-                                    }
-                                });
-                            }
-                        }
-                    }
+        let io = IoThread::spawn("mock-prometheus");
+        let counts_in = counts.clone();
+        io.handle().spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("mock listener");
+            loop {
+                if let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve(stream, counts_in.clone()));
                 }
-            });
+            }
         });
         MockPrometheus {
             addr,
             counts,
-            stop,
-            thread: Some(thread),
+            _io: io,
         }
     }
 
@@ -118,15 +100,6 @@ impl MockPrometheus {
     }
 }
 
-impl Drop for MockPrometheus {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// One connection: one request, one (broken) answer, then close.
 async fn serve(mut stream: TcpStream, counts: Arc<Mutex<Counts>>) {
     let Some(path) = read_request(&mut stream).await else {
@@ -144,7 +117,7 @@ async fn serve(mut stream: TcpStream, counts: Arc<Mutex<Counts>>) {
     };
     let is_query = path.starts_with("/api/v1/query");
     if fault == Fault::Hang || (fault == Fault::HangQueries && is_query) {
-        // Keep the connection open and silent until the mock is dropped.
+        // Keep the connection open and silent until the mock (its runtime) is dropped.
         std::future::pending::<()>().await;
     }
     if !is_query {

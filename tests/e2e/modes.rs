@@ -2,8 +2,10 @@
 //! tidb on .1). `any` says 1, `all` says 0, and `failover` follows the local server even
 //! when it is configured second.
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, Server};
+
 use crate::agents::{AgentSpec, HostAgent, wait_until};
-use crate::common::{Host, Sandbox, Server};
 use crate::expect::{self, Expected};
 
 #[tokio::test]
@@ -27,7 +29,7 @@ async fn modes_any_all_and_failover_when_the_servers_disagree() {
         .iter()
         .map(|h| AgentSpec::new(&sb, *h).start())
         .collect();
-    let ddl = expect::key("TiDB_ddl_waiting_jobs");
+    let ddl = catalog::key("TiDB_ddl_waiting_jobs");
     let expect_modes = |any_fires: bool, failover_fires: bool| {
         let one = |fires: bool| {
             let healthy = expect::healthy(&sb, Host::One);

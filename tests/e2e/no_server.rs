@@ -2,8 +2,10 @@
 //! follow `on_no_data` (`hold` and `zero` side by side), and when the servers come back
 //! every value returns to the truth.
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, Server};
+
 use crate::agents::{AgentSpec, HostAgent, wait_until};
-use crate::common::{Host, Sandbox, Server};
 use crate::expect::{self, Expected};
 
 #[tokio::test]
@@ -26,7 +28,7 @@ async fn with_no_server_every_host_reports_it_and_keys_follow_on_no_data() {
     let all: Vec<&HostAgent> = hold.iter().chain(zero.iter()).collect();
 
     // A fault first, so that a held 1 differs from a zeroed one.
-    let tikv_down = expect::key("TiKV_server_is_down");
+    let tikv_down = catalog::key("TiKV_server_is_down");
     let truth = |host| {
         let healthy = expect::healthy(&sb, host);
         match host {
@@ -40,7 +42,7 @@ async fn with_no_server_every_host_reports_it_and_keys_follow_on_no_data() {
     sb.fake(sb.addr(Host::Ten, 20180)).stop().await;
     wait_until(&each(&|a| truth(a.host)), "the tikv on .10 down").await;
 
-    let prometheus_down = expect::prometheus_key();
+    let prometheus_down = catalog::prometheus_key();
     futures::join!(sb.server(Server::A).stop(), sb.server(Server::B).stop());
     let no_server = |a: &HostAgent| {
         let (zero_to, one_to) = if a.name.ends_with("hold") {

@@ -4,10 +4,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox, SandboxOptions, Server, ServerKind};
+
 use crate::agents::{
     AgentSpec, Histogram, HostAgent, sample, start_per_host, wait_for_hosts, wait_until,
 };
-use crate::common::{Host, Sandbox, SandboxOptions, Server, ServerKind};
 use crate::expect;
 
 /// Cycles the figures are taken over.
@@ -36,11 +38,11 @@ async fn healthy_hosts_report_exactly_their_keys_all_zero() {
     let ten = expect::healthy(&sb, Host::Ten);
     assert!(
         one.keys()
-            .contains(expect::key("PD_server_is_down").as_str())
+            .contains(catalog::key("PD_server_is_down").as_str())
     );
     assert!(
         !ten.keys()
-            .contains(expect::key("PD_server_is_down").as_str())
+            .contains(catalog::key("PD_server_is_down").as_str())
     );
 
     let all_keys = expect::healthy_for(&every_component, true);

@@ -1,8 +1,10 @@
 //! Scenario 2: a TiKV stops on 127.N.1.10:20180. Only that host reports it, although
 //! 127.N.1.1:20180 is its string prefix, and the key survives a restart of the agent.
 
+use harness::catalog;
+use harness::sandbox::{Host, Sandbox};
+
 use crate::agents::{start_per_host, wait_for_hosts};
-use crate::common::{Host, Sandbox};
 use crate::expect::{self, State};
 
 #[tokio::test]
@@ -12,7 +14,7 @@ async fn a_stopped_tikv_is_reported_by_its_host_only_and_across_agent_restarts()
     let mut agents = start_per_host(&sb, |spec| spec);
     wait_for_hosts(&sb, &agents, |_, healthy| healthy, "every host healthy").await;
 
-    let tikv_down = expect::key("TiKV_server_is_down");
+    let tikv_down = catalog::key("TiKV_server_is_down");
     let on_ten = |host, healthy: expect::Expected| match host {
         Host::Ten => healthy.firing(&tikv_down),
         _ => healthy,

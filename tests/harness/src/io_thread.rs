@@ -1,6 +1,7 @@
-//! The sandbox's own tokio runtime, on its own thread. The fake exporters, the process
-//! supervision and the HTTP queries all run there, so they keep working whatever the test
-//! does with its own runtime (blocking, paused time), and they stop when the sandbox drops.
+//! A tokio runtime on a thread of its own, for servers a test runs beside the code under
+//! test (the sandbox's fakes and supervision, a mock Prometheus): they keep working whatever
+//! the test does with its own runtime (blocking, paused time), and every task, listener and
+//! connection goes away when the thread is shut down or dropped.
 
 use std::future::Future;
 use std::thread::JoinHandle;
@@ -15,26 +16,27 @@ pub struct IoThread {
 }
 
 impl IoThread {
-    pub fn spawn() -> IoThread {
+    /// Starts the thread, named `name`.
+    pub fn spawn(name: &str) -> IoThread {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("sandbox-io".to_string())
+            .name(name.to_string())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .unwrap_or_else(|e| panic!("cannot build the sandbox runtime: {e}"));
+                    .unwrap_or_else(|e| panic!("cannot build a runtime: {e}"));
                 let _ = handle_tx.send(runtime.handle().clone());
                 runtime.block_on(async {
                     let _ = stop_rx.await;
                 });
                 // Dropping the runtime here drops every task: listeners and connections close.
             })
-            .unwrap_or_else(|e| panic!("cannot start the sandbox I/O thread: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start a runtime thread: {e}"));
         let handle = handle_rx
             .recv()
-            .unwrap_or_else(|e| panic!("the sandbox I/O thread died at startup: {e}"));
+            .unwrap_or_else(|e| panic!("a runtime thread died at startup: {e}"));
         IoThread {
             handle,
             stop: Some(stop_tx),
@@ -63,7 +65,7 @@ impl Drop for IoThread {
     }
 }
 
-/// Runs `future` on the sandbox runtime and returns its output; a panic in it (a failed
+/// Runs `future` on the runtime of `handle` and returns its output; a panic in it (a failed
 /// expectation of the harness) is re-raised in the caller, i.e. in the test.
 pub async fn run_on<F>(handle: &Handle, future: F) -> F::Output
 where
@@ -73,6 +75,6 @@ where
     match handle.spawn(future).await {
         Ok(output) => output,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("the sandbox runtime stopped during a call: {e}"),
+        Err(e) => panic!("the runtime stopped during a call: {e}"),
     }
 }

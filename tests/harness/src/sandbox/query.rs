@@ -1,7 +1,6 @@
 //! Instant queries against a sandbox server's `/api/v1/query`, for tests to assert on.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -17,15 +16,6 @@ impl Sample {
     pub fn label(&self, name: &str) -> &str {
         self.labels.get(name).map(String::as_str).unwrap_or("")
     }
-}
-
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        // A proxy from the environment must never see sandbox traffic.
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build the sandbox HTTP client: {e}"))
 }
 
 fn parse_value(pair: &Value) -> Result<f64, String> {

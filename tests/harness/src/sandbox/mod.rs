@@ -1,8 +1,8 @@
-//! The end-to-end sandbox of issue 4, shared by the integration tests (`mod common;`) and by
+//! The end-to-end sandbox of issue 4, used by the integration tests and by
 //! `examples/sandbox.rs` (the demo): a small TiDB cluster on loopback with real monitoring.
 //!
-//! - Hosts 127.N.1.1, 127.N.1.2 and 127.N.1.10 ([`Host`]), where N is a block taken with an
-//!   exclusive flock on /tmp/tidb-host-agent-sandbox-N.lock (tests: 1..=60; the demo: 0).
+//! - Hosts 127.N.1.1, 127.N.1.2 and 127.N.1.10 ([`Host`]) of a loopback [`Block`] N
+//!   (tests: 1..=60; the demo: 0).
 //! - Two metrics servers on :9090: A on .1 (Prometheus), B on .2 (Prometheus, or
 //!   VictoriaMetrics single-node), scraping and probing every second with a config modelled on
 //!   TiUP's prometheus.yml.tpl. Each probes through the real blackbox_exporter on its own host.
@@ -41,45 +41,36 @@
 //! VictoriaMetrics counts the first sample of a series as a change, and `changes()` rules
 //! would otherwise be true on a fresh sandbox.
 
-// Each test binary uses a different part of this module, and unused parts would warn.
-#![allow(dead_code)]
-
-mod block;
 mod component_metrics;
 mod exposition;
 mod fake;
-mod io;
-mod process;
 mod query;
 mod scrape_config;
+mod supervisor;
 mod topology;
 
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use block::BlockLock;
-use io::{IoThread, run_on};
-use process::ManagedProcess;
+use crate::block::{self, Block};
+use crate::io_thread::{IoThread, run_on};
+use crate::wait::Wait;
+use supervisor::ManagedProcess;
 use topology::{BLACKBOX_PORT, PROMETHEUS_PORT};
 
-// The public API; like the functions above, each user needs only part of it.
-#[allow(unused_imports)]
-pub use {
-    block::DEMO_BLOCK,
-    fake::FakeProcess,
-    query::Sample,
-    scrape_config::ServerKind,
-    topology::{Component, Host, Server},
-};
+pub use crate::block::DEMO_BLOCK;
+pub use fake::FakeProcess;
+pub use query::Sample;
+pub use scrape_config::ServerKind;
+pub use topology::{Component, Host, Server};
 
-/// The bound of every wait of the harness.
-pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+/// The bound of every wait of the sandbox.
+pub const WAIT_LIMIT: Duration = crate::wait::LIMIT;
 const POLL: Duration = Duration::from_millis(200);
 /// The past imported into VictoriaMetrics: more than the longest window of the catalog's
 /// `changes()` and `delta()` rules (15m), at the scrape interval.
@@ -148,16 +139,14 @@ impl MetricsServer {
 
     /// SIGTERM and wait for the exit; afterwards the address refuses connections.
     pub async fn stop(&self) {
-        let process = self.process.clone();
-        run_on(&self.io, async move { process.stop().await }).await;
+        supervisor::stop_on(&self.io, &self.process).await;
     }
 
     /// Starts (again) on the same address and data directory, and waits until it is ready
     /// (`/-/ready`); [`Sandbox::wait_until_ready`] then waits for fresh scrapes. Resumes a
     /// paused server.
     pub async fn start(&self) {
-        let (process, http) = (self.process.clone(), self.http.clone());
-        run_on(&self.io, async move { process.start(&http).await }).await;
+        supervisor::start_on(&self.io, &self.process, &self.http).await;
         let first_start = !self.seeded.swap(true, Ordering::SeqCst);
         if self.kind == ServerKind::VictoriaMetrics && first_start {
             let (http, url) = (self.http.clone(), self.url());
@@ -218,18 +207,15 @@ impl Blackbox {
     }
 
     pub async fn stop(&self) {
-        let process = self.process.clone();
-        run_on(&self.io, async move { process.stop().await }).await;
+        supervisor::stop_on(&self.io, &self.process).await;
     }
 
     pub async fn start(&self) {
-        let (process, http) = (self.process.clone(), self.http.clone());
-        run_on(&self.io, async move { process.start(&http).await }).await;
+        supervisor::start_on(&self.io, &self.process, &self.http).await;
     }
 }
 
 pub struct Sandbox {
-    block: u8,
     io: IoThread,
     http: reqwest::Client,
     fakes: Arc<Vec<FakeProcess>>,
@@ -237,7 +223,7 @@ pub struct Sandbox {
     servers: Vec<MetricsServer>,
     dir: Option<tempfile::TempDir>,
     /// Released last, once every port is closed.
-    _lock: BlockLock,
+    block: Block,
 }
 
 impl Sandbox {
@@ -247,14 +233,14 @@ impl Sandbox {
     }
 
     pub async fn start_with(options: SandboxOptions) -> Sandbox {
-        let lock = BlockLock::acquire(options.block);
-        let block = lock.block;
+        let lock = Block::acquire(options.block, topology::all_listen_addrs);
+        let block = lock.number();
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}{block}-", block::DIR_PREFIX))
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create the sandbox temp dir: {e}"));
-        let io = IoThread::spawn();
-        let http = query::http_client();
+        let io = IoThread::spawn("sandbox-io");
+        let http = crate::http::client();
         let specs = topology::fakes();
         let fakes = Arc::new(
             specs
@@ -265,14 +251,13 @@ impl Sandbox {
         // The sandbox exists before anything starts, so that a failure below (a panic)
         // drops it and cleans up what was already started.
         let mut sandbox = Sandbox {
-            block,
             io,
             http,
             fakes,
             blackboxes: Vec::new(),
             servers: Vec::new(),
             dir: Some(dir),
-            _lock: lock,
+            block: lock,
         };
         for fake in sandbox.fakes.iter() {
             fake.start().await;
@@ -319,16 +304,7 @@ impl Sandbox {
                 seeded: Arc::new(AtomicBool::new(false)),
             });
         }
-        let processes: Vec<Arc<ManagedProcess>> = sandbox
-            .blackboxes
-            .iter()
-            .map(|b| b.process.clone())
-            .collect();
-        let http = sandbox.http.clone();
-        run_on(&sandbox.io.handle(), async move {
-            futures::future::join_all(processes.iter().map(|p| p.start(&http))).await;
-        })
-        .await;
+        futures::future::join_all(sandbox.blackboxes.iter().map(Blackbox::start)).await;
         if options.start_servers {
             futures::future::join_all(sandbox.servers.iter().map(MetricsServer::start)).await;
         }
@@ -336,15 +312,15 @@ impl Sandbox {
     }
 
     pub fn block(&self) -> u8 {
-        self.block
+        self.block.number()
     }
 
     pub fn ip(&self, host: Host) -> Ipv4Addr {
-        host.ip(self.block)
+        host.ip(self.block())
     }
 
     pub fn addr(&self, host: Host, port: u16) -> SocketAddr {
-        host.addr(self.block, port)
+        host.addr(self.block(), port)
     }
 
     /// The sandbox's temp dir (configs, data, logs); free for the test's own files.
@@ -379,7 +355,7 @@ impl Sandbox {
             Some(fake) => fake,
             None => panic!(
                 "no fake component listens on {addr} in block {}",
-                self.block
+                self.block()
             ),
         }
     }
@@ -403,22 +379,20 @@ impl Sandbox {
         done: impl Fn(&[Sample]) -> bool,
     ) -> Vec<Sample> {
         let target = self.server(server);
-        let deadline = Instant::now() + WAIT_LIMIT;
-        loop {
-            let last = target.try_query(promql).await;
-            if let Ok(samples) = &last {
-                if done(samples) {
-                    return samples.clone();
+        let what = format!("{what} on server {server:?} (`{promql}`)");
+        let log = || format!("log tail:\n{}", target.log_tail());
+        Wait::new(WAIT_LIMIT, &what)
+            .every(POLL)
+            .on_timeout(&log)
+            .until_async(|| async {
+                let samples = target.try_query(promql).await?;
+                if done(&samples) {
+                    Ok(samples)
+                } else {
+                    Err(format!("{samples:?}"))
                 }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "waited {WAIT_LIMIT:?} for {what} on server {server:?}; `{promql}` last gave {last:?}\nlog tail:\n{}",
-                    target.log_tail()
-                );
-            }
-            sleep_outside_test_clock(&self.io.handle(), POLL).await;
-        }
+            })
+            .await
     }
 
     /// What a server must see once it has scraped every target in the current state:
@@ -490,13 +464,6 @@ impl Sandbox {
 /// The value of a `count(…)` result: an empty vector counts 0.
 fn count_of(samples: &[Sample]) -> usize {
     samples.first().map_or(0, |s| s.value as usize)
-}
-
-/// Sleeps on the sandbox runtime, so that a test that paused tokio time still waits for
-/// real time to pass.
-fn sleep_outside_test_clock(io: &Handle, duration: Duration) -> impl Future<Output = ()> {
-    let io = io.clone();
-    async move { run_on(&io, tokio::time::sleep(duration)).await }
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {

@@ -21,9 +21,9 @@ use tokio_util::task::TaskTracker;
 
 use super::component_metrics;
 use super::exposition::{Kind, Selector, Series, render};
-use super::io::run_on;
-use super::process::unix_now;
+use super::supervisor::unix_now;
 use super::topology::{Component, Endpoint, FakeSpec, Host, Server};
+use crate::io_thread::run_on;
 
 /// How long closing a fake's listeners and connections may take.
 const STOP_LIMIT: Duration = Duration::from_secs(5);

@@ -1,25 +1,38 @@
 //! Forward targets fed by a real Alertmanager pair: an exec target that fails before it
 //! succeeds, hostile label values that must stay data, and an HTTP target.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
-
-mod forward_support;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use forward_support::*;
+use harness::alertmanager::{AlertmanagerPair, alert, routing_to_nothing};
+use harness::block::Block;
+use harness::process::process_gone;
+use harness::recorder::{calls, fixture, hang_pids, statuses};
+use harness::wait::{LIMIT, QUIET, Wait};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tidb_host_agent::config::{self, ForwardConfig, HttpForward};
+use tidb_host_agent::metrics::Metrics;
+
+use crate::forwarder::{Forwarder, exec_target, forward_config, recording_target};
+
+/// The value of the self-metric sample starting with `prefix` (name and labels).
+fn metric(metrics: &Metrics, prefix: &str) -> Option<f64> {
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exec_target_failing_three_times_gets_the_event_once_it_succeeds() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let state = tempfile::tempdir().unwrap();
     let (flaky_state, out, steady_out) = (
         state.path().join("flaky"),
@@ -48,10 +61,9 @@ async fn an_exec_target_failing_three_times_gets_the_event_once_it_succeeds() {
 
     pair.post_both(&json!([alert("TiDB_server_is_down", &[])]))
         .await;
-    wait_for(LIMIT, "the delivery after three failures", || {
-        (!calls(&out).is_empty()).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the delivery after three failures")
+        .until(|| (!calls(&out).is_empty()).then_some(()))
+        .await;
     tokio::time::sleep(QUIET).await;
     let attempts: u32 = std::fs::read_to_string(flaky_state.join("attempts"))
         .unwrap()
@@ -89,11 +101,15 @@ async fn an_exec_target_failing_three_times_gets_the_event_once_it_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_label_values_reach_the_exec_target_as_data() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let state = tempfile::tempdir().unwrap();
     let out = state.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let marker = format!("/tmp/pwned-forward-{}-{}", std::process::id(), block.octet);
+    let marker = format!(
+        "/tmp/pwned-forward-{}-{}",
+        std::process::id(),
+        block.number()
+    );
     let markers = [
         marker.clone(),
         format!("{marker}-semicolon"),
@@ -130,10 +146,9 @@ async fn hostile_label_values_reach_the_exec_target_as_data() {
     let mut evil = alert("Evil", &labels);
     evil["annotations"]["summary"] = json!(hostile["newline"]);
     pair.post_both(&json!([evil])).await;
-    wait_for(LIMIT, "the hostile alert", || {
-        (!calls(&out).is_empty()).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the hostile alert")
+        .until(|| (!calls(&out).is_empty()).then_some(()))
+        .await;
 
     let call = calls(&out).remove(0);
     for (i, (name, value)) in hostile.iter().enumerate() {
@@ -219,9 +234,9 @@ async fn serve_recording(listener: tokio::net::TcpListener, received: Received) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_target_gets_the_templated_body_and_headers() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let state = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind((block.ip(4).as_str(), 0))
+    let listener = tokio::net::TcpListener::bind((block.ip(4), 0))
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
@@ -261,13 +276,14 @@ async fn an_http_target_gets_the_templated_body_and_headers() {
     .await;
 
     // One 503 (retried) and one success per target.
-    wait_for(LIMIT, "both targets to succeed", || {
-        let all = received.lock().unwrap();
-        let chat = all.iter().filter(|r| r.1.starts_with("/hook")).count();
-        let default = all.iter().filter(|r| r.1 == "/default").count();
-        (all.len() == 3 && chat >= 1 && default >= 1).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "both targets to succeed")
+        .until(|| {
+            let all = received.lock().unwrap();
+            let chat = all.iter().filter(|r| r.1.starts_with("/hook")).count();
+            let default = all.iter().filter(|r| r.1 == "/default").count();
+            (all.len() == 3 && chat >= 1 && default >= 1).then_some(())
+        })
+        .await;
     tokio::time::sleep(QUIET).await;
     let all = received.lock().unwrap().clone();
     assert_eq!(
@@ -303,7 +319,7 @@ async fn an_http_target_gets_the_templated_body_and_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_exec_target_is_killed_at_its_timeout_and_retried() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let state = tempfile::tempdir().unwrap();
     let hang_dir = state.path().join("hang");
     std::fs::create_dir_all(&hang_dir).unwrap();
@@ -329,17 +345,17 @@ async fn a_hanging_exec_target_is_killed_at_its_timeout_and_retried() {
     let forwarder = Forwarder::start(config, state.path());
     pair.post_both(&json!([alert("TiFlash_down", &[])])).await;
 
-    let pids = wait_for(LIMIT, "three attempts of the hanging target", || {
-        let pids = hang_pids(&hang_dir);
-        (pids.len() >= 3).then_some(pids)
-    })
-    .await;
-    // Every attempt but the one in flight was killed at the timeout.
-    for pid in &pids[..pids.len() - 1] {
-        wait_for(LIMIT, &format!("attempt {pid} to be killed"), || {
-            process_gone(*pid).then_some(())
+    let pids = Wait::new(LIMIT, "three attempts of the hanging target")
+        .until(|| {
+            let pids = hang_pids(&hang_dir);
+            (pids.len() >= 3).then_some(pids)
         })
         .await;
+    // Every attempt but the one in flight was killed at the timeout.
+    for pid in &pids[..pids.len() - 1] {
+        Wait::new(LIMIT, &format!("attempt {pid} to be killed"))
+            .until(|| process_gone(*pid).then_some(()))
+            .await;
     }
     assert_eq!(
         statuses(&out),
@@ -348,12 +364,9 @@ async fn a_hanging_exec_target_is_killed_at_its_timeout_and_retried() {
     );
     forwarder.stop().await;
     for pid in hang_pids(&hang_dir) {
-        wait_for(
-            LIMIT,
-            &format!("attempt {pid} to be killed at shutdown"),
-            || process_gone(pid).then_some(()),
-        )
-        .await;
+        Wait::new(LIMIT, &format!("attempt {pid} to be killed at shutdown"))
+            .until(|| process_gone(pid).then_some(()))
+            .await;
     }
     let spooled = std::fs::read_dir(state.path().join("spool"))
         .unwrap()

@@ -1,14 +1,16 @@
 //! Alertmanager forwarding against a real, clustered Alertmanager pair: one event per
 //! alert across the pair, a server down, both down, the webhook receiver, and the
 //! `alerts` command.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
-
-mod forward_support;
 
 use std::time::Duration;
 
-use forward_support::*;
+use harness::alertmanager::{AlertmanagerPair, alert, routing_to_nothing, routing_to_webhook};
+use harness::block::{Block, free_port};
+use harness::recorder::{calls, statuses};
+use harness::wait::{LIMIT, QUIET, Wait};
 use serde_json::json;
+
+use crate::forwarder::{Forwarder, forward_config, recording_target};
 use tidb_host_agent::forward::cli::{AlertsArgs, output};
 
 fn resolved_now(mut alert: serde_json::Value) -> serde_json::Value {
@@ -32,7 +34,7 @@ fn in_an_hour() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_alert_on_both_servers_is_one_firing_and_one_resolved_event() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let state = tempfile::tempdir().unwrap();
     let (out_a, out_b) = (state.path().join("out-a"), state.path().join("out-b"));
     let config = forward_config(
@@ -70,10 +72,9 @@ async fn one_alert_on_both_servers_is_one_firing_and_one_resolved_event() {
     let forwarder = Forwarder::start(config, state.path());
 
     for out in [&out_a, &out_b] {
-        wait_for(LIMIT, "the firing event", || {
-            (!calls(out).is_empty()).then_some(())
-        })
-        .await;
+        Wait::new(LIMIT, "the firing event")
+            .until(|| (!calls(out).is_empty()).then_some(()))
+            .await;
     }
     tokio::time::sleep(QUIET).await;
     for out in [&out_a, &out_b] {
@@ -100,10 +101,9 @@ async fn one_alert_on_both_servers_is_one_firing_and_one_resolved_event() {
     pair.post_both(&json!([resolved_now(disk_full.clone())]))
         .await;
     for out in [&out_a, &out_b] {
-        wait_for(LIMIT, "the resolved event", || {
-            (calls(out).len() == 2).then_some(())
-        })
-        .await;
+        Wait::new(LIMIT, "the resolved event")
+            .until(|| (calls(out).len() == 2).then_some(()))
+            .await;
     }
     tokio::time::sleep(QUIET).await;
     for out in [&out_a, &out_b] {
@@ -147,7 +147,7 @@ async fn one_alert_on_both_servers_is_one_firing_and_one_resolved_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_holds_its_alerts_and_both_down_infers_nothing() {
     let block = Block::take();
-    let mut pair = Pair::start(&block, &am_config_null()).await;
+    let mut pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let state = tempfile::tempdir().unwrap();
     let out = state.path().join("out");
     let forwarder = Forwarder::start(
@@ -157,18 +157,16 @@ async fn a_server_down_holds_its_alerts_and_both_down_infers_nothing() {
     let later = in_an_hour();
     pair.post_both(&json!([stable("OnBoth", &later)])).await;
     pair.a.post(&json!([stable("OnlyOnA", &later)])).await;
-    wait_for(LIMIT, "both firing events", || {
-        (calls(&out).len() == 2).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "both firing events")
+        .until(|| (calls(&out).len() == 2).then_some(()))
+        .await;
 
     pair.a.stop();
     // Alerts still flow from the other server.
     pair.b.post(&json!([stable("AfterADied", &later)])).await;
-    wait_for(LIMIT, "the alert posted to b", || {
-        (calls(&out).len() == 3).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the alert posted to b")
+        .until(|| (calls(&out).len() == 3).then_some(()))
+        .await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         statuses(&out),
@@ -193,29 +191,30 @@ async fn a_server_down_holds_its_alerts_and_both_down_infers_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_receiver_feeds_the_same_pipeline_once_per_event() {
     let block = Block::take();
-    let listen = format!("{}:{}", block.ip(3), free_port(&block.ip(3)));
-    let pair = Pair::start(&block, &am_config_webhook(&format!("http://{listen}/hook"))).await;
+    let listen = format!("{}:{}", block.ip(3), free_port(block.ip(3)));
+    let pair = AlertmanagerPair::start(
+        &block,
+        &routing_to_webhook(&format!("http://{listen}/hook")),
+    )
+    .await;
     let state = tempfile::tempdir().unwrap();
     let out = state.path().join("out");
     let mut config = forward_config(&[], vec![recording_target("rec", &out)]);
     config.listen = Some(listen.clone());
     let forwarder = Forwarder::start(config, state.path());
-    wait_for(LIMIT, "the receiver to listen", || {
-        std::net::TcpStream::connect(&listen).ok().map(|_| ())
-    })
-    .await;
+    Wait::new(LIMIT, "the receiver to listen")
+        .until(|| std::net::TcpStream::connect(&listen).ok().map(|_| ()))
+        .await;
 
     let hooked = alert("Hooked", &[]);
     pair.post_both(&json!([hooked])).await;
-    wait_for(LIMIT, "the firing notification", || {
-        (!calls(&out).is_empty()).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the firing notification")
+        .until(|| (!calls(&out).is_empty()).then_some(()))
+        .await;
     pair.post_both(&json!([resolved_now(hooked)])).await;
-    wait_for(LIMIT, "the resolved notification", || {
-        (calls(&out).len() >= 2).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the resolved notification")
+        .until(|| (calls(&out).len() >= 2).then_some(()))
+        .await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         statuses(&out),
@@ -244,10 +243,9 @@ async fn the_webhook_receiver_feeds_the_same_pipeline_once_per_event() {
         assert_eq!(response.status(), 200);
     };
     notify().await;
-    wait_for(LIMIT, "the replayed notification", || {
-        (calls(&out).len() >= 3).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the replayed notification")
+        .until(|| (calls(&out).len() >= 3).then_some(()))
+        .await;
     notify().await;
     tokio::time::sleep(QUIET).await;
     assert_eq!(
@@ -273,7 +271,7 @@ async fn the_webhook_receiver_feeds_the_same_pipeline_once_per_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alerts_command_prints_the_merged_alerts() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let later = in_an_hour();
     let mut tikv = stable("TiKV_server_is_down", &later);
     tikv["labels"]["instance"] = json!("10.0.1.10:20180");
@@ -324,7 +322,7 @@ async fn the_alerts_command_prints_the_merged_alerts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_matchers_and_the_silenced_switch_reach_alertmanager() {
     let block = Block::take();
-    let pair = Pair::start(&block, &am_config_null()).await;
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
     let later = in_an_hour();
     let mut warning = stable("Disk_will_fill", &later);
     warning["labels"]["level"] = json!("warning");
@@ -355,11 +353,12 @@ async fn filter_matchers_and_the_silenced_switch_reach_alertmanager() {
         lines.sort();
         lines
     };
-    wait_for_async(LIMIT, "the silence to apply on both servers", || async {
-        let lines = names(forward_config(&pair.urls(), Vec::new())).await;
-        (lines == ["Disk_will_fill active", "TiDB_server_is_down active"]).then_some(())
-    })
-    .await;
+    Wait::new(LIMIT, "the silence to apply on both servers")
+        .until_async(|| async {
+            let lines = names(forward_config(&pair.urls(), Vec::new())).await;
+            (lines == ["Disk_will_fill active", "TiDB_server_is_down active"]).then_some(())
+        })
+        .await;
 
     let mut critical_only = forward_config(&pair.urls(), Vec::new());
     critical_only.filter = vec!["level=\"critical\"".into()];
