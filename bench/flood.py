@@ -54,7 +54,7 @@ def alert_count():
         return len(json.loads(answer.read()))
 
 
-def agent_config(work, interval):
+def agent_config(work, interval, max_alerts):
     return f"""
 [agent]
 interval = "{interval}"
@@ -81,6 +81,7 @@ path = "{work}/alerts.txt"
 [alertmanager]
 servers = ["http://{IP}:{AM_PORT}"]
 poll_interval = "{interval}"
+{f"max_alerts = {max_alerts}" if max_alerts else ""}
 
 [[alertmanager.forward]]
 kind = "exec"
@@ -95,12 +96,15 @@ def main():
     parser.add_argument("--alerts", type=int, default=20000)
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=60, help="how long the agent runs")
+    parser.add_argument("--max-alerts", type=int, default=10000,
+                        help="[alertmanager] max_alerts (an agent older than the key: 0 leaves it out)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     interval = args.interval_ms / 1000
     processes = Processes()
     work = Path(tempfile.mkdtemp(prefix="flood-"))
     result = {"alerts": args.alerts, "interval_s": interval, "seconds": args.seconds,
+              "max_alerts": args.max_alerts or None,
               "agent": args.agent, "load_average_before": load_average(),
               "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                        capture_output=True, text=True).stdout.strip()}
@@ -120,7 +124,7 @@ def main():
         result["alerts_in_alertmanager"] = alert_count()
         log(f"{result['alerts_in_alertmanager']} alerts in Alertmanager")
 
-        (work / "config.toml").write_text(agent_config(work, f"{args.interval_ms}ms"))
+        (work / "config.toml").write_text(agent_config(work, f"{args.interval_ms}ms", args.max_alerts))
         agent = processes.start([args.agent, "-c", str(work / "config.toml"), "run"],
                                 work / "agent.log")
         keys = work / "alerts.txt"
