@@ -14,6 +14,7 @@
 //! - [`output`]: formats and sinks.
 //! - [`ping`]: concurrent ICMP rounds, ping keys, the slow-ping record, `ping`.
 //! - [`metrics`]: self-metrics (always counted, served when configured).
+//! - [`listener`]: what both HTTP listeners share: connection cap, timeouts, accept backoff.
 //! - [`lifecycle`]: logging, signals, systemd notify.
 //! - [`app`]: builds every task from the config; reload and shutdown.
 //! - [`cli`]: clap definitions.
@@ -25,6 +26,7 @@ pub mod discovery;
 pub mod evaluation;
 pub mod forward;
 pub mod lifecycle;
+pub mod listener;
 pub mod metrics;
 pub mod output;
 pub mod ping;

@@ -84,7 +84,7 @@ impl Pipeline {
                 tracing::info!(
                     alertname = event.alertname(),
                     status = %event.status,
-                    fingerprint = %event.fingerprint,
+                    fingerprint = ?event.fingerprint,
                     "alert event spooled"
                 );
             }
@@ -162,11 +162,21 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     if let Some(listen) = &config.listen {
+        let access = receiver::Access {
+            token: config
+                .listen_token_file
+                .as_deref()
+                .map(receiver::BearerToken::read)
+                .transpose()?,
+            max_clients: config.listen_max_clients,
+        };
         let listener = receiver::bind(listen).await?;
         tracker.spawn(receiver::serve(
             listener,
             Arc::clone(&pipeline),
             wakers.clone(),
+            access,
+            Arc::clone(&metrics),
             shutdown.clone(),
         ));
     }
@@ -286,7 +296,7 @@ async fn sweep(pipeline: &Mutex<Pipeline>, max_age: Duration, target_names: &[St
                 tracing::error!(
                     alertname = dropped.event.alertname(),
                     status = %dropped.event.status,
-                    fingerprint = %dropped.event.fingerprint,
+                    fingerprint = ?dropped.event.fingerprint,
                     spooled_at = %dropped.created,
                     undelivered = ?dropped.undelivered,
                     last_error = dropped.last_error.as_deref().unwrap_or(""),

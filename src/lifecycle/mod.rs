@@ -1,6 +1,8 @@
-//! Process lifecycle: logging, signals, systemd notifications, the allocator's free pages.
+//! Process lifecycle: logging, signals, systemd notifications, the allocator's free pages,
+//! process limits.
 
-pub mod logging;
 pub mod heap;
+pub mod limits;
+pub mod logging;
 pub mod notify;
 pub mod signals;

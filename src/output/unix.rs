@@ -54,6 +54,9 @@ pub async fn run(
     let clients = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(config.max_clients_or_default()));
     let write_timeout = config.timeout_or_default();
+    // A failed accept (EMFILE) leaves the connection pending and the socket readable:
+    // without a pause the loop would spin.
+    let mut backoff = crate::listener::AcceptBackoff::new(name.clone());
 
     loop {
         tokio::select! {
@@ -69,10 +72,16 @@ pub async fn run(
             }
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        backoff.succeeded();
+                        stream
+                    }
                     Err(e) => {
-                        log.failure(&name, format!("accept on {} failed: {e}", path.display()));
-                        continue;
+                        let pause = backoff.failed(&e, &metrics);
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(pause) => continue,
+                        }
                     }
                 };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
