@@ -62,10 +62,11 @@ pub async fn serve<H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_clients));
+    let max_clients = within_open_files(name, limits.max_clients);
+    let slots = Arc::new(Semaphore::new(max_clients));
     let connections = TaskTracker::new();
     let mut backoff = AcceptBackoff::new(name);
-    let mut saturation = Saturation::new(name, limits.max_clients);
+    let mut saturation = Saturation::new(name, max_clients);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -129,6 +130,34 @@ pub async fn serve<H, F>(
     }
     connections.close();
     connections.wait().await;
+}
+
+/// The share of the open files limit one listener may use: an eighth each, so that
+/// self-metrics, the webhook receiver and a unix sink held full together leave more
+/// than half of it to the sinks, queries and state file.
+const OPEN_FILES_SHARE: u64 = 8;
+
+/// `max_clients`, lowered to an eighth of the soft open files limit when that is
+/// smaller (say, a daemon started by hand with `ulimit -n 256`), with a log line.
+pub fn within_open_files(listener: &str, max_clients: usize) -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let budget = soft.map_or(usize::MAX, |soft| {
+        usize::try_from(soft / OPEN_FILES_SHARE)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    });
+    if budget < max_clients {
+        tracing::warn!(
+            listener,
+            max_clients,
+            lowered_to = budget,
+            open_files_limit = ?soft,
+            "the open files limit is low: this listener serves fewer connections at once \
+             (raise LimitNOFILE, or ulimit -n)"
+        );
+        return budget;
+    }
+    max_clients
 }
 
 /// Keeps the open-connections gauge right however a connection task ends.

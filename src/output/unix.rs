@@ -52,7 +52,10 @@ pub async fn run(
         rendered_tx.send_replace(Some(Arc::new(format::render(format, &s, &options))));
     }
     let clients = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(config.max_clients_or_default()));
+    let slots = Arc::new(Semaphore::new(crate::listener::within_open_files(
+        &name,
+        config.max_clients_or_default(),
+    )));
     let write_timeout = config.timeout_or_default();
     // A failed accept (EMFILE) leaves the connection pending and the socket readable:
     // without a pause the loop would spin.
