@@ -129,19 +129,23 @@ struct Context {
     wakers: Wakers,
     token: Option<BearerToken>,
     metrics: Arc<Metrics>,
-    warned: std::sync::Mutex<Option<Instant>>,
+    /// When each kind of refusal was last logged.
+    warned: std::sync::Mutex<std::collections::BTreeMap<&'static str, Instant>>,
 }
 
 impl Context {
-    /// Counts a refused request, and says whether to log it (at most every WARN_EVERY).
-    fn refused(&self, result: &str) -> bool {
+    /// Counts a refused request, and says whether to log it: at most once every
+    /// WARN_EVERY for each kind.
+    fn refused(&self, result: &'static str) -> bool {
         self.metrics.webhook_request(result);
-        let Ok(mut last) = self.warned.lock() else {
+        let Ok(mut warned) = self.warned.lock() else {
             return false;
         };
-        let due = last.is_none_or(|at| at.elapsed() >= WARN_EVERY);
+        let due = warned
+            .get(result)
+            .is_none_or(|at| at.elapsed() >= WARN_EVERY);
         if due {
-            *last = Some(Instant::now());
+            warned.insert(result, Instant::now());
         }
         due
     }
@@ -168,7 +172,7 @@ pub(crate) async fn serve(
         wakers,
         token: access.token,
         metrics: Arc::clone(&metrics),
-        warned: std::sync::Mutex::new(None),
+        warned: std::sync::Mutex::default(),
     });
     let limits = Limits {
         max_clients: access.max_clients,
