@@ -232,8 +232,8 @@ impl AcceptBackoff {
 /// Counts connections refused at the cap; logs the first refusal of an episode, at
 /// most once every [`REWARN_AFTER`], and the end of a logged episode.
 #[derive(Debug)]
-struct Saturation {
-    listener: &'static str,
+pub struct Saturation {
+    listener: String,
     max_clients: usize,
     refused: u64,
     logged: bool,
@@ -241,9 +241,9 @@ struct Saturation {
 }
 
 impl Saturation {
-    fn new(listener: &'static str, max_clients: usize) -> Self {
+    pub fn new(listener: impl Into<String>, max_clients: usize) -> Self {
         Self {
-            listener,
+            listener: listener.into(),
             max_clients,
             refused: 0,
             logged: false,
@@ -251,15 +251,15 @@ impl Saturation {
         }
     }
 
-    fn refused(&mut self, metrics: &Metrics) {
-        metrics.listener_refused(self.listener);
+    pub fn refused(&mut self, metrics: &Metrics) {
+        metrics.listener_refused(&self.listener);
         if self.refused == 0
             && self
                 .last_warning
                 .is_none_or(|at| at.elapsed() >= REWARN_AFTER)
         {
             tracing::warn!(
-                listener = self.listener,
+                listener = %self.listener,
                 max_clients = self.max_clients,
                 "listener full: new connections are closed at once until one ends; \
                  counted in tidb_host_agent_listener_connections_refused_total"
@@ -270,10 +270,10 @@ impl Saturation {
         self.refused += 1;
     }
 
-    fn admitted(&mut self) {
+    pub fn admitted(&mut self) {
         if self.logged {
             tracing::info!(
-                listener = self.listener,
+                listener = %self.listener,
                 refused = self.refused,
                 "listener accepts connections again"
             );

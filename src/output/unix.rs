@@ -52,10 +52,9 @@ pub async fn run(
         rendered_tx.send_replace(Some(Arc::new(format::render(format, &s, &options))));
     }
     let clients = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(crate::listener::within_open_files(
-        &name,
-        config.max_clients_or_default(),
-    )));
+    let max_clients = crate::listener::within_open_files(&name, config.max_clients_or_default());
+    let slots = Arc::new(Semaphore::new(max_clients));
+    let mut saturation = crate::listener::Saturation::new(name.clone(), max_clients);
     let write_timeout = config.timeout_or_default();
     // A failed accept (EMFILE) leaves the connection pending and the socket readable:
     // without a pause the loop would spin.
@@ -90,9 +89,10 @@ pub async fn run(
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     // Full: turn the client away at once rather than queue it.
                     metrics.output_write(&name, false);
-                    tracing::debug!(sink = %name, "too many clients; connection refused");
+                    saturation.refused(&metrics);
                     continue;
                 };
+                saturation.admitted();
                 let rendered = rendered.clone();
                 let metrics = metrics.clone();
                 let name = name.clone();
