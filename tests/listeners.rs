@@ -51,10 +51,17 @@ command = ["/bin/true"]
 }
 
 fn start(config: &str, metrics_port: u16, webhook_port: u16) -> Agent {
+    raise_open_files();
     let agent = Agent::start(config);
     wait_listening(&agent, metrics_port);
     wait_listening(&agent, webhook_port);
     agent
+}
+
+/// The tests of this file hold ~1,400 client sockets at once, more than a soft limit of
+/// 1024 (a CI shell's) allows.
+fn raise_open_files() {
+    tidb_host_agent::lifecycle::limits::raise_open_files();
 }
 
 fn wait_listening(agent: &Agent, port: u16) {
@@ -356,6 +363,7 @@ fn past_the_cap_connections_are_refused_and_the_keys_still_written() {
 
 #[test]
 fn idle_connections_under_a_low_fd_limit_do_not_stop_the_keys() {
+    raise_open_files();
     let metrics_port = free_port("127.0.0.1");
     let mut agent = Agent::prepare(&base_config("1s", metrics_port, FILE_OUTPUT), false);
     let log = std::fs::File::create(&agent.log).unwrap();
