@@ -6,12 +6,14 @@
 #     cleanly on SIGTERM;
 #   - upgrade keeps an edited config; `dpkg -r` keeps it; `dpkg -P` removes it and the state;
 #   - the unit passes `systemd-analyze verify`, and its `systemd-analyze security`
-#     exposure stays at or below 2.0;
+#     exposure stays at or below 2.0; it bounds the agent's memory, tasks, open files,
+#     OOM score and CPU and IO weights;
 #   - the .rpm holds the same files with the same contents, the config is
 #     %config(noreplace), and its scriptlets create and remove what they should;
 #   - under a real systemd booted in throwaway namespaces (verify-unit-systemd.sh): the
 #     maintainer scripts start, restart and stop the unit, and the hardened unit works
-#     (notify, watchdog, CAP_NET_RAW, process table, reload, stop, start limit).
+#     (notify, watchdog, CAP_NET_RAW, resource bounds, process table, reload, stop,
+#     start limit).
 # Leaves the machine as it found it: the package purged, the user removed if it created it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -168,6 +170,11 @@ step "systemd-analyze"
 verify_out=$(systemd-analyze verify /lib/systemd/system/$UNIT 2>&1) || fail "systemd-analyze verify: $verify_out"
 if grep -q "$UNIT" <<<"$verify_out"; then fail "systemd-analyze verify: $verify_out"; fi
 ok "systemd-analyze verify passes, with no complaint about $UNIT"
+# The agent runs beside TiKV and PD: it must not take their resources (issue 15).
+for directive in MemoryHigh=96M MemoryMax=128M TasksMax=64 OOMScoreAdjust=500 \
+  CPUWeight=10 IOWeight=10 LimitNOFILE=8192; do
+  expect "unit bounds the agent: $directive" grep -qx "$directive" /lib/systemd/system/$UNIT
+done
 security_out=$(systemd-analyze security --offline=true --no-pager /lib/systemd/system/$UNIT 2>&1) || true
 printf '%s\n' "$security_out" | grep -v '^✓' || true
 exposure=$(printf '%s\n' "$security_out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')

@@ -13,7 +13,9 @@
 #   - with a test config (ping 127.0.0.1, Prometheus unreachable, 1 s cycles):
 #     Type=notify (active after READY=1, a STATUS= text); the watchdog fed; the
 #     dedicated user with CAP_NET_RAW as its only capability, enough for raw ICMP (the
-#     namespace's ping_group_range admits no group); the process table visible
+#     namespace's ping_group_range admits no group); the resource bounds in force
+#     (MemoryHigh/MemoryMax, TasksMax, CPUWeight/IOWeight, oom_score_adj 500, open
+#     files 8192 soft and hard); the process table visible
 #     (ProtectProc=default): another user's `tikv-server` is detected; the file and
 #     socket sinks in StateDirectory/RuntimeDirectory; reload applies a good config
 #     and refuses a bad one while the agent runs on; stop exits 0 and removes
@@ -226,6 +228,12 @@ main_pid=$(prop MainPID)
 expect_eq "runs as the dedicated user" "$(in_ns stat -c %U "/proc/$main_pid")" "$NAME"
 caps=$(in_ns grep '^CapAmb' "/proc/$main_pid/status" | awk '{print $2}')
 expect_eq "ambient capabilities: CAP_NET_RAW only" "$caps" "0000000000002000"
+expect_eq "memory and task bounds: MemoryHigh MemoryMax TasksMax" \
+  "$(prop MemoryHigh) $(prop MemoryMax) $(prop TasksMax)" "100663296 134217728 64"
+expect_eq "low CPU and IO weights" "$(prop CPUWeight) $(prop IOWeight)" "10 10"
+expect_eq "OOM score: the agent goes before TiKV" "$(in_ns cat "/proc/$main_pid/oom_score_adj")" "500"
+expect_eq "open files: soft and hard limit" \
+  "$(in_ns awk '/^Max open files/ {print $4, $5}' "/proc/$main_pid/limits")" "8192 8192"
 until_ok 15 sh -c "grep -q '^metric=TiDB.ping.Ping_packet_loss|value=0|' '$STATE_DIR/alerts.txt'" \
   || fail "no ping round without loss: $(grep ping "$STATE_DIR/alerts.txt" 2>/dev/null)"
 ok "raw ICMP to 127.0.0.1 as $NAME: Ping_packet_loss 0"

@@ -16,7 +16,9 @@
 //! - [`ping`]: concurrent ICMP rounds, ping keys, the slow-ping record, `ping`.
 //! - [`forward`]: Alertmanager polling, merge/dedupe, spool, exec and HTTP targets.
 //! - [`metrics`]: self-metrics (always counted, served when configured).
-//! - [`lifecycle`]: logging, signals, systemd notify, the allocator's free pages.
+//! - [`listener`]: what both HTTP listeners share: connection cap, timeouts, accept backoff.
+//! - [`lifecycle`]: exit codes, logging, signals, systemd notify, process limits, the
+//!   allocator's free pages.
 //! - [`atomic_file`]: files replaced atomically, never through a planted link.
 //! - [`error`]: an error with its causes, for the top to print.
 //! - [`daemon`]: generations, reload and shutdown: the `run` command.
@@ -32,6 +34,7 @@ pub mod error;
 pub mod evaluation;
 pub mod forward;
 pub mod lifecycle;
+pub mod listener;
 pub mod metrics;
 pub mod output;
 pub mod ping;

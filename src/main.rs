@@ -65,6 +65,7 @@ fn main() -> ExitCode {
     match command {
         Command::Run(_) => {
             let _guard = logging::init(&config.log);
+            tidb_host_agent::lifecycle::limits::raise_open_files();
             runtime.block_on(daemon::run(path, config))
         }
         Command::Check { connect, .. } => {

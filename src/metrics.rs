@@ -1,7 +1,6 @@
 //! Self-metrics (SPEC §12). Always collected — counting is cheaper than asking whether
 //! anyone listens — and served on `[metrics] listen` only when it is set.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +49,12 @@ pub struct Metrics {
     forward_deliveries: Family<Labels, Counter>,
     forward_dropped: Family<Labels, Counter>,
     config_last_reload_successful: Gauge,
+    listener_connections: Family<Labels, Gauge>,
+    listener_refused: Family<Labels, Counter>,
+    listener_accept_errors: Family<Labels, Counter>,
+    listener_timeouts: Family<Labels, Counter>,
+    webhook_requests: Family<Labels, Counter>,
+    webhook_events_ignored: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,6 +133,42 @@ impl Metrics {
             "Alerts and events dropped by a forwarding bound, by reason",
             forward_dropped.clone(),
         );
+        let listener_connections = Family::<Labels, Gauge>::default();
+        registry.register(
+            "listener_connections",
+            "Connections open per listener (webhook, metrics)",
+            listener_connections.clone(),
+        );
+        let listener_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "listener_connections_refused",
+            "Connections closed at once because the listener had its most clients",
+            listener_refused.clone(),
+        );
+        let listener_accept_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "listener_accept_errors",
+            "Failed accepts per listener or unix sink (e.g. too many open files)",
+            listener_accept_errors.clone(),
+        );
+        let listener_timeouts = Family::<Labels, Counter>::default();
+        registry.register(
+            "listener_timeouts",
+            "Connections cut off per listener and phase (header, body, age)",
+            listener_timeouts.clone(),
+        );
+        let webhook_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_requests",
+            "Webhook receiver requests by result",
+            webhook_requests.clone(),
+        );
+        let webhook_events_ignored = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_events_ignored",
+            "Webhook alerts not forwarded, by reason (polled: polling already tracks that fingerprint)",
+            webhook_events_ignored.clone(),
+        );
         let build_info = Family::<Labels, Gauge>::default();
         registry.register("build_info", "Build information", build_info.clone());
         build_info
@@ -147,6 +188,12 @@ impl Metrics {
             forward_deliveries,
             forward_dropped,
             config_last_reload_successful,
+            listener_connections,
+            listener_refused,
+            listener_accept_errors,
+            listener_timeouts,
+            webhook_requests,
+            webhook_events_ignored,
         }
     }
 
@@ -224,6 +271,46 @@ impl Metrics {
         self.config_last_reload_successful.set(i64::from(ok));
     }
 
+    /// Adds `delta` to the open connections of `listener`.
+    pub fn listener_connections(&self, listener: &str, delta: i64) {
+        self.listener_connections
+            .get_or_create(&labels([("listener", listener)]))
+            .inc_by(delta);
+    }
+
+    pub fn listener_refused(&self, listener: &str) {
+        self.listener_refused
+            .get_or_create(&labels([("listener", listener)]))
+            .inc();
+    }
+
+    pub fn listener_accept_error(&self, listener: &str) {
+        self.listener_accept_errors
+            .get_or_create(&labels([("listener", listener)]))
+            .inc();
+    }
+
+    /// A connection cut off in `phase`: `header` (or idle), `body` or `age`.
+    pub fn listener_timeout(&self, listener: &str, phase: &str) {
+        self.listener_timeouts
+            .get_or_create(&labels([("listener", listener), ("phase", phase)]))
+            .inc();
+    }
+
+    /// One webhook request: `ok`, `unauthorized`, `bad_request`, `too_large`,
+    /// `timeout`, `method` or `error`.
+    pub fn webhook_request(&self, result: &str) {
+        self.webhook_requests
+            .get_or_create(&labels([("result", result)]))
+            .inc();
+    }
+
+    pub fn webhook_events_ignored(&self, reason: &str, count: u64) {
+        self.webhook_events_ignored
+            .get_or_create(&labels([("reason", reason)]))
+            .inc_by(count);
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -233,7 +320,16 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` on `listen` until `shutdown`.
+/// The bounds of the self-metrics listener. Prometheus scrapes it once per interval,
+/// one connection per server of the pair: 64 leaves room for ad-hoc curls, and the three
+/// listeners' caps together stay under the common 1024 soft file limit.
+pub const LISTENER_LIMITS: crate::listener::Limits = crate::listener::Limits {
+    max_clients: 64,
+    header_timeout: Duration::from_secs(10),
+    max_age: Duration::from_secs(60),
+};
+
+/// Serves `/metrics` on `listen` until `shutdown`, within [`LISTENER_LIMITS`].
 pub async fn serve(
     listen: SocketAddr,
     metrics: Arc<Metrics>,
@@ -241,44 +337,39 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(%listen, "serving self-metrics on /metrics");
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "self-metrics: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let response = if req.uri().path() == "/metrics" {
-                        Response::builder()
-                            .header(
-                                "content-type",
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )
-                            .body(Full::new(Bytes::from(metrics.encode())))
-                    } else {
-                        Response::builder()
-                            .status(404)
-                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
-                    };
-                    Ok::<_, Infallible>(response.unwrap_or_default())
-                }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
+    let encoder = Arc::clone(&metrics);
+    let handler = move |request: Request<hyper::body::Incoming>| {
+        let metrics = Arc::clone(&encoder);
+        async move { answer(&request, &metrics) }
+    };
+    crate::listener::serve(
+        "metrics",
+        listener,
+        LISTENER_LIMITS,
+        handler,
+        metrics,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// The body is never read: hyper closes a connection whose request body was left unread,
+/// so a client trickling a body gets its answer and is cut off.
+fn answer(request: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let response = if request.uri().path() == "/metrics" {
+        Response::builder()
+            .header(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .body(Full::new(Bytes::from(metrics.encode())))
+    } else {
+        Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+    };
+    response.unwrap_or_default()
 }
 
 #[cfg(test)]

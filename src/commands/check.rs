@@ -105,6 +105,7 @@ fn secret_file_warnings(config: &Config) -> Vec<String> {
         ]
     });
     files
+        .chain(std::iter::once(config.alertmanager.listen_token_file.as_deref()))
         .flatten()
         .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0))
         .map(|path| {

@@ -81,6 +81,8 @@ pub struct LogConfig {
     pub directory: Option<PathBuf>,
     /// File name prefix inside `directory`.
     pub file_prefix: String,
+    /// Daily files kept in `directory`, today's included; older ones are deleted.
+    pub keep: usize,
 }
 
 impl Default for LogConfig {
@@ -89,6 +91,7 @@ impl Default for LogConfig {
             level: "info".into(),
             directory: None,
             file_prefix: "tidb-host-agent.log".into(),
+            keep: 7,
         }
     }
 }
@@ -534,6 +537,10 @@ pub struct AlertmanagerConfig {
     pub max_alerts: usize,
     /// Optional webhook receiver, e.g. "127.0.0.1:9096".
     pub listen: Option<String>,
+    /// A file holding the bearer token every webhook request must carry.
+    pub listen_token_file: Option<PathBuf>,
+    /// Webhook connections served at once; more are closed at once.
+    pub listen_max_clients: usize,
     #[serde(rename = "forward")]
     pub forwards: Vec<ForwardConfig>,
 }
@@ -556,6 +563,8 @@ impl Default for AlertmanagerConfig {
             max_bytes: 64 * 1024 * 1024,
             max_alerts: 10_000,
             listen: None,
+            listen_token_file: None,
+            listen_max_clients: 128,
             forwards: Vec::new(),
         }
     }

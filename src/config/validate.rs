@@ -37,6 +37,12 @@ pub(super) fn validate(config: &Config) -> Found {
             ),
         ));
     }
+    if config.log.keep == 0 {
+        found.push((
+            path(&["log", "keep"]),
+            "must be at least 1 (today's file counts); e.g. keep = 7 keeps a week".into(),
+        ));
+    }
     found
 }
 
@@ -283,6 +289,18 @@ fn alertmanager(config: &Config, found: &mut Found) {
     check_servers(&am.servers, "alertmanager", found);
     if let Some(listen) = &am.listen {
         check_listen(listen, path(&["alertmanager", "listen"]), found);
+    }
+    if am.listen_token_file.is_some() && am.listen.is_none() {
+        found.push((
+            path(&["alertmanager", "listen_token_file"]),
+            "a token for the webhook receiver needs alertmanager.listen".into(),
+        ));
+    }
+    if am.listen_max_clients == 0 {
+        found.push((
+            path(&["alertmanager", "listen_max_clients"]),
+            "must be at least 1".into(),
+        ));
     }
     let has_source = !am.servers.is_empty() || am.listen.is_some();
     if has_source && am.forwards.is_empty() {

@@ -167,15 +167,16 @@ async fn reload(
     running
 }
 
-/// A reload applies a new `[log] level` at once; a new log directory or file prefix needs
-/// a restart, and says so.
+/// A reload applies a new `[log] level` at once; a new log directory, file prefix or
+/// `keep` needs a restart, and says so.
 fn apply_log_changes(old: &LogConfig, new: &LogConfig) {
     if new.level != old.level {
         logging::set_level(&new.level);
     }
-    if new.directory != old.directory || new.file_prefix != old.file_prefix {
+    if new.directory != old.directory || new.file_prefix != old.file_prefix || new.keep != old.keep
+    {
         tracing::warn!(
-            "the new [log] directory or file_prefix takes effect when the agent restarts"
+            "the new [log] directory, file_prefix or keep takes effect when the agent restarts"
         );
     }
 }

@@ -86,9 +86,17 @@ const PROCESSES: &[(&str, &str)] = &[
 ];
 
 /// Components whose server process runs here (the fallback of SPEC §3).
+///
+/// A process is known by its `comm`, and also by the file names of its executable and
+/// of its argv[0]: `comm` keeps 15 characters only (`blackbox_export`), and
+/// `/proc/PID/exe` of another user's process cannot be read without privileges, while
+/// its command line can.
 pub fn from_process_table() -> BTreeSet<String> {
+    let what = sysinfo::ProcessRefreshKind::nothing()
+        .with_exe(sysinfo::UpdateKind::OnlyIfNotSet)
+        .with_cmd(sysinfo::UpdateKind::OnlyIfNotSet);
     let system = match sysinfo::System::new_with_specifics(
-        sysinfo::RefreshKind::nothing().with_processes(sysinfo::ProcessRefreshKind::nothing()),
+        sysinfo::RefreshKind::nothing().with_processes(what),
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -96,11 +104,35 @@ pub fn from_process_table() -> BTreeSet<String> {
             return BTreeSet::new();
         }
     };
-    let names = system
-        .processes()
-        .values()
-        .map(|p| p.name().to_string_lossy().into_owned());
+    let names = system.processes().values().flat_map(|p| {
+        names_of(
+            &p.name().to_string_lossy(),
+            p.exe(),
+            p.cmd().first().map(|arg| arg.to_string_lossy()).as_deref(),
+        )
+    });
     from_process_names(names)
+}
+
+/// The names a process may be known by: its `comm`, its executable's file name (without
+/// the ` (deleted)` the kernel adds once the file is replaced, as an upgrade does) and
+/// its argv[0]'s file name.
+fn names_of(comm: &str, exe: Option<&std::path::Path>, argv0: Option<&str>) -> Vec<String> {
+    let file_name = |path: &str| -> Option<String> {
+        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+        let name = path.rsplit('/').next()?;
+        (!name.is_empty()).then(|| name.to_owned())
+    };
+    let mut names = vec![comm.to_owned()];
+    names.extend(exe.and_then(|e| file_name(&e.to_string_lossy())));
+    if let Some(argv0) = argv0 {
+        names.extend(file_name(argv0));
+        // A process that rewrote its command line into one string ("tikv-server --config …").
+        if let Some((first, _)) = argv0.split_once(' ') {
+            names.extend(file_name(first));
+        }
+    }
+    names
 }
 
 fn from_process_names(names: impl Iterator<Item = String>) -> BTreeSet<String> {
@@ -163,6 +195,44 @@ mod tests {
         let expired = t0 + jiff::SignedDuration::from_secs(3601);
         assert!(sticky.present(expired, ttl).is_empty());
         assert!(sticky.is_empty());
+    }
+
+    #[test]
+    fn a_process_is_known_by_its_executable_and_argv0_too() {
+        let names = names_of(
+            "blackbox_export",
+            Some(std::path::Path::new(
+                "/opt/tidb-deploy/blackbox_exporter-9115/bin/blackbox_exporter (deleted)",
+            )),
+            Some("bin/blackbox_exporter/blackbox_exporter"),
+        );
+        assert_eq!(
+            names,
+            ["blackbox_export", "blackbox_exporter", "blackbox_exporter"]
+        );
+        let rewritten = names_of("tikv-server", None, Some("bin/tikv-server --config x.toml"));
+        assert!(
+            rewritten.contains(&"tikv-server".to_string()),
+            "{rewritten:?}"
+        );
+        assert_eq!(names_of("bash", None, Some("")), ["bash"]);
+        let found = from_process_names(
+            names_of("blackbox_export", None, Some("./blackbox_exporter")).into_iter(),
+        );
+        assert!(found.contains("blackbox_exporter"), "{found:?}");
+    }
+
+    /// A real process whose name is longer than the 15 characters `comm` keeps.
+    #[test]
+    fn a_running_blackbox_exporter_is_found_in_the_process_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("blackbox_exporter");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        let found = from_process_table();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains("blackbox_exporter"), "{found:?}");
     }
 
     #[test]

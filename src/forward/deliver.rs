@@ -60,7 +60,7 @@ pub(crate) async fn run_target(
                     target = %name,
                     alertname = event.alertname(),
                     status = %event.status,
-                    fingerprint = %event.fingerprint,
+                    fingerprint = ?event.fingerprint,
                     attempt,
                     "alert event delivered"
                 );
@@ -94,7 +94,7 @@ pub(crate) async fn run_target(
                         target = %name,
                         alertname = event.alertname(),
                         status = %event.status,
-                        fingerprint = %event.fingerprint,
+                        fingerprint = ?event.fingerprint,
                         attempt,
                         retry_at = %retry_at,
                         "alert event not delivered: {error}"

@@ -100,7 +100,7 @@ impl Pipeline {
                 tracing::info!(
                     alertname = event.alertname(),
                     status = %event.status,
-                    fingerprint = %event.fingerprint,
+                    fingerprint = ?event.fingerprint,
                     "alert event spooled"
                 );
             }
@@ -163,6 +163,8 @@ pub struct Forwarder {
     spool_dir: PathBuf,
     targets: Vec<target::Target>,
     clients: Vec<AlertmanagerClient>,
+    /// Who may post to the webhook receiver, when `listen` is set.
+    access: receiver::Access,
 }
 
 impl Forwarder {
@@ -186,10 +188,26 @@ impl Forwarder {
                 Err(e) => problems.push(e.into()),
             }
         }
+        let token = match config
+            .listen_token_file
+            .as_deref()
+            .map(receiver::BearerToken::read)
+        {
+            Some(Ok(token)) => Some(token),
+            Some(Err(e)) => {
+                problems.push(e.into());
+                None
+            }
+            None => None,
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Some(Self {
+            access: receiver::Access {
+                token,
+                max_clients: config.listen_max_clients,
+            },
             spool_dir: config
                 .spool_dir
                 .clone()
@@ -213,6 +231,7 @@ impl Forwarder {
             spool_dir,
             targets,
             clients,
+            access,
         } = self;
         let mut spool = Spool::open(&spool_dir)?;
         spool.set_limits(spool::Limits {
@@ -251,6 +270,8 @@ impl Forwarder {
                 listener,
                 Arc::clone(&pipeline),
                 wakers.clone(),
+                access,
+                Arc::clone(&metrics),
                 shutdown.clone(),
             ));
         }
@@ -422,7 +443,7 @@ async fn sweep(pipeline: &Mutex<Pipeline>, max_age: Duration, target_names: &[St
                 tracing::error!(
                     alertname = dropped.event.alertname(),
                     status = %dropped.event.status,
-                    fingerprint = %dropped.event.fingerprint,
+                    fingerprint = ?dropped.event.fingerprint,
                     spooled_at = %dropped.created,
                     undelivered = ?dropped.undelivered,
                     last_error = dropped.last_error.as_deref().unwrap_or(""),

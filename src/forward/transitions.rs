@@ -42,6 +42,10 @@ pub struct KnownAlert {
 pub struct Emitted {
     pub fingerprint: String,
     pub at: Timestamp,
+    /// Emitted from a webhook notification only: such a record never stands in for
+    /// the polled event with the same key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_webhook: bool,
 }
 
 impl Known {
@@ -159,30 +163,53 @@ impl Known {
                 }
             }
         }
-        let events = events.into_iter().filter(|e| self.admit(e, now)).collect();
+        let events = events
+            .into_iter()
+            .filter(|e| self.admit(e, now, false))
+            .collect();
         self.prune(now, retention);
         events
     }
 
-    /// Events that arrived by webhook: deduplicated against everything emitted so far.
+    /// Events that arrived by webhook, and how many of them were ignored.
+    ///
+    /// The polled view wins: anyone who can reach the receiver can claim any
+    /// fingerprint, so an event for an alert that polling tracks is ignored (it can
+    /// neither resolve nor restate that alert), and a webhook event emitted first does
+    /// not suppress the polled event with the same key later ([`Emitted::from_webhook`]).
+    /// The rest is deduplicated against everything emitted so far.
     pub fn received(
         &mut self,
         events: Vec<Event>,
         now: Timestamp,
         retention: std::time::Duration,
-    ) -> Vec<Event> {
-        let events = events.into_iter().filter(|e| self.admit(e, now)).collect();
+    ) -> (Vec<Event>, usize) {
+        let offered = events.len();
+        let events: Vec<Event> = events
+            .into_iter()
+            .filter(|e| !self.alerts.contains_key(&e.fingerprint))
+            .collect();
+        let ignored = offered - events.len();
+        let events = events
+            .into_iter()
+            .filter(|e| self.admit(e, now, true))
+            .collect();
         self.prune(now, retention);
-        events
+        (events, ignored)
     }
 
     /// Records `event` as emitted; false when it already was. Seeing it again renews the
     /// record, so Alertmanager's repeated notifications of a long-firing alert keep its
-    /// key alive past the retention.
-    fn admit(&mut self, event: &Event, now: Timestamp) -> bool {
+    /// key alive past the retention. A polled event whose key only a webhook emitted
+    /// is emitted again, and takes the record over.
+    fn admit(&mut self, event: &Event, now: Timestamp, from_webhook: bool) -> bool {
         let id = event.id();
         if let Some(seen) = self.emitted.get_mut(&id) {
             seen.at = now;
+            if seen.from_webhook && !from_webhook {
+                seen.from_webhook = false;
+                return true;
+            }
             return false;
         }
         self.emitted.insert(
@@ -190,6 +217,7 @@ impl Known {
             Emitted {
                 fingerprint: event.fingerprint.clone(),
                 at: now,
+                from_webhook,
             },
         );
         true
@@ -445,11 +473,52 @@ mod tests {
     #[test]
     fn webhook_events_share_the_dedupe_keys() {
         let mut known = Known::default();
+        let firing = Event::firing(&alert("bb", 0), at(0));
+        assert_eq!(known.received(vec![firing.clone()], at(10), DAY).0.len(), 1);
+        assert!(known.received(vec![firing], at(11), DAY).0.is_empty());
+        let resolved = Event::resolved(&alert("bb", 0), at(0), at(12));
+        assert_eq!(
+            known.received(vec![resolved.clone()], at(12), DAY).0.len(),
+            1
+        );
+        assert!(known.received(vec![resolved], at(13), DAY).0.is_empty());
+    }
+
+    #[test]
+    fn a_webhook_event_never_resolves_or_restates_a_polled_alert() {
+        let mut known = Known::default();
         let events = known.step(&[answer("a", &[alert("aa", 0)])], at(10), DAY);
-        assert!(known.received(events.clone(), at(11), DAY).is_empty());
-        let resolved = Event::resolved(&alert("aa", 0), at(0), at(12));
-        assert_eq!(known.received(vec![resolved.clone()], at(12), DAY).len(), 1);
-        assert!(known.received(vec![resolved], at(13), DAY).is_empty());
+        let (same, ignored) = known.received(events, at(11), DAY);
+        assert!(same.is_empty());
+        assert_eq!(ignored, 1);
+        // A forged resolve (or a forged firing with other labels) of a polled alert.
+        let mut forged = Event::resolved(&alert("aa", 0), at(0), at(12));
+        forged.labels.insert("alertname".into(), "Forged".into());
+        assert_eq!(known.received(vec![forged], at(12), DAY), (Vec::new(), 1));
+        // The real resolve still comes from polling.
+        let events = known.step(&[answer("a", &[])], at(20), DAY);
+        assert_eq!(
+            summary(&events),
+            [("aa".into(), EventStatus::Resolved, at(0))]
+        );
+    }
+
+    #[test]
+    fn a_webhook_event_first_does_not_suppress_the_polled_one() {
+        let mut known = Known::default();
+        // Forged ahead of the poll, with the fingerprint and startsAt the poll will see.
+        let mut forged = Event::firing(&alert("aa", 0), at(0));
+        forged.labels.insert("alertname".into(), "Forged".into());
+        assert_eq!(known.received(vec![forged], at(5), DAY).0.len(), 1);
+        let events = known.step(&[answer("a", &[alert("aa", 0)])], at(10), DAY);
+        assert_eq!(
+            summary(&events),
+            [("aa".into(), EventStatus::Firing, at(0))]
+        );
+        assert_eq!(events[0].alertname(), "Aaa", "the polled labels");
+        // From now on the key is polling's: seen again, it is not sent again.
+        let events = known.step(&[answer("a", &[alert("aa", 0)])], at(20), DAY);
+        assert!(events.is_empty());
     }
 
     #[test]
@@ -458,11 +527,11 @@ mod tests {
         let a = alert("aa", 0);
         let firing = Event::firing(&a, a.starts_at);
         let hour = Duration::from_secs(3600);
-        assert_eq!(known.received(vec![firing.clone()], at(0), hour).len(), 1);
+        assert_eq!(known.received(vec![firing.clone()], at(0), hour).0.len(), 1);
         // Repeated every 40 minutes, for longer than the retention: never sent again.
         for repeat in 1..=5 {
             let now = at(repeat * 2400);
-            assert!(known.received(vec![firing.clone()], now, hour).is_empty());
+            assert!(known.received(vec![firing.clone()], now, hour).0.is_empty());
         }
         // Silent for longer than the retention: forgotten, so bounded.
         known.received(Vec::new(), at(5 * 2400 + 3601), hour);

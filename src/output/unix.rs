@@ -50,8 +50,13 @@ pub async fn run(
         rendered_tx.send_replace(Some(Arc::new(format::render(format, &s, &options))));
     }
     let clients = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(config.max_clients));
+    let max_clients = crate::listener::within_open_files(&name, config.max_clients);
+    let slots = Arc::new(Semaphore::new(max_clients));
+    let mut saturation = crate::listener::Saturation::new(name.clone(), max_clients);
     let write_timeout = config.timeout.get();
+    // A failed accept (EMFILE) leaves the connection pending and the socket readable:
+    // without a pause the loop would spin.
+    let mut backoff = crate::listener::AcceptBackoff::new(name.clone());
 
     loop {
         tokio::select! {
@@ -67,18 +72,25 @@ pub async fn run(
             }
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        backoff.succeeded();
+                        stream
+                    }
                     Err(e) => {
-                        log.failure(&name, format!("accept on {} failed: {e}", path.display()));
-                        continue;
+                        let pause = backoff.failed(&e, &metrics);
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(pause) => continue,
+                        }
                     }
                 };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     // Full: turn the client away at once rather than queue it.
                     metrics.output_write(&name, false);
-                    tracing::debug!(sink = %name, "too many clients; connection refused");
+                    saturation.refused(&metrics);
                     continue;
                 };
+                saturation.admitted();
                 let rendered = rendered.clone();
                 let metrics = metrics.clone();
                 let name = name.clone();

@@ -107,3 +107,12 @@ pub fn recording_target(name: &str, out: &Path) -> ForwardConfig {
         ],
     )
 }
+
+/// The value of the self-metric sample starting with `prefix` (name and labels).
+pub fn metric(metrics: &tidb_host_agent::metrics::Metrics, prefix: &str) -> Option<f64> {
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}

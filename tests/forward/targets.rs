@@ -16,18 +16,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tidb_host_agent::config::{self, ForwardConfig, HttpForward};
-use tidb_host_agent::metrics::Metrics;
 
-use crate::forwarder::{Forwarder, exec_target, forward_config, recording_target};
-
-/// The value of the self-metric sample starting with `prefix` (name and labels).
-fn metric(metrics: &Metrics, prefix: &str) -> Option<f64> {
-    metrics
-        .encode()
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
+use crate::forwarder::{Forwarder, exec_target, forward_config, metric, recording_target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exec_target_failing_three_times_gets_the_event_once_it_succeeds() {

@@ -13,6 +13,8 @@ use super::template::{TemplateError, Templates};
 pub use exec::{ENV_VALUE_MAX_BYTES, ExecTarget};
 pub use http::HttpTarget;
 
+/// Rendered programs and URLs carry label values (untrusted): they are quoted and
+/// escaped in messages, never interpolated raw.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error(transparent)]
@@ -21,34 +23,34 @@ pub enum DeliveryError {
     EmptyProgram,
     #[error("argument {index} of the command cannot be passed: {why}")]
     BadArgument { index: usize, why: String },
-    #[error("cannot start `{program}`: {source}")]
+    #[error("cannot start {program:?}: {source}")]
     Spawn {
         program: String,
         source: std::io::Error,
     },
-    #[error("`{program}` failed while running: {source}")]
+    #[error("{program:?} failed while running: {source}")]
     Wait {
         program: String,
         source: std::io::Error,
     },
-    #[error("`{program}` exited with {status}{}", stderr_suffix(.stderr))]
+    #[error("{program:?} exited with {status}{}", stderr_suffix(.stderr))]
     Exit {
         program: String,
         status: std::process::ExitStatus,
         stderr: String,
     },
-    #[error("`{program}` did not finish within {timeout:?}; killed it")]
+    #[error("{program:?} did not finish within {timeout:?}; killed it")]
     ExecTimeout {
         program: String,
         timeout: std::time::Duration,
     },
-    #[error("the url template rendered `{url}`, which is not a URL: {why}")]
+    #[error("the url template rendered {url:?}, which is not a URL: {why}")]
     BadUrl { url: String, why: String },
     #[error("header `{name}` cannot carry the rendered value: {why}")]
     BadHeader { name: String, why: String },
-    #[error("request to {url} failed: {source}")]
+    #[error("request to {url:?} failed: {source}")]
     Request { url: String, source: reqwest::Error },
-    #[error("{url} answered {status}{}", stderr_suffix(.body))]
+    #[error("{url:?} answered {status}{}", stderr_suffix(.body))]
     Status {
         url: String,
         status: reqwest::StatusCode,

@@ -82,17 +82,28 @@ impl Agent {
 
     /// Starts the agent (again) on the same config, state and log.
     pub fn spawn(&mut self, as_nobody: bool) {
-        let mut command = if as_nobody {
-            let mut setpriv = Command::new("setpriv");
-            setpriv.args([
+        if as_nobody {
+            self.spawn_under(&[
+                "setpriv",
                 "--reuid=65534",
                 "--regid=65534",
                 "--clear-groups",
-                &self.program,
             ]);
-            setpriv
         } else {
-            Command::new(&self.program)
+            self.spawn_under(&[]);
+        }
+    }
+
+    /// Starts the agent under `wrapper` (a program and its arguments, which then runs
+    /// the agent: `prlimit --nofile=64:64 --`, say).
+    pub fn spawn_under(&mut self, wrapper: &[&str]) {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
         };
         run_args(&mut command, &self.config, self.log_filter);
         self.process = Some(ChildProcess::spawn("the agent", command, &self.log));
