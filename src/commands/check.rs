@@ -58,7 +58,10 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
     for server in &config.alertmanager.servers {
         let answer =
             match crate::forward::client::AlertmanagerClient::new(server, &config.alertmanager) {
-                Ok(client) => client.alerts().await.map(|alerts| (client, alerts.len())),
+                Ok(client) => client
+                    .alerts()
+                    .await
+                    .map(|answer| (client, answer.alerts.len())),
                 Err(e) => Err(e),
             };
         match answer {
@@ -105,7 +108,9 @@ fn secret_file_warnings(config: &Config) -> Vec<String> {
         ]
     });
     files
-        .chain(std::iter::once(config.alertmanager.listen_token_file.as_deref()))
+        .chain(std::iter::once(
+            config.alertmanager.listen_token_file.as_deref(),
+        ))
         .flatten()
         .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0))
         .map(|path| {

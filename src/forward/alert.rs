@@ -202,10 +202,100 @@ struct GettableReceiver {
 /// Parses the body of `GET /api/v2/alerts`. One malformed alert fails the whole answer:
 /// skipping it would look like the alert had resolved.
 pub fn parse_v2_alerts(body: &[u8]) -> Result<Vec<Alert>, serde_json::Error> {
-    let alerts: Vec<GettableAlert> = serde_json::from_slice(body)?;
-    Ok(alerts
+    parse_v2_alerts_bounded(body, usize::MAX).map(|(alerts, _)| alerts)
+}
+
+/// [`parse_v2_alerts`], keeping only the `max` earliest-started alerts (then by
+/// fingerprint) while it reads: a flood of alerts never stands in memory whole. Returns
+/// them, earliest first, and how many were left out.
+pub fn parse_v2_alerts_bounded(
+    body: &[u8],
+    max: usize,
+) -> Result<(Vec<Alert>, usize), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut earliest = Earliest {
+        max,
+        kept: std::collections::BinaryHeap::new(),
+        ignored: 0,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    (&mut earliest).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    let alerts = earliest
+        .kept
+        .into_sorted_vec()
         .into_iter()
-        .map(|a| Alert {
+        .map(|ByStart(a)| a.into())
+        .collect();
+    Ok((alerts, earliest.ignored))
+}
+
+/// The alerts kept so far, the latest-started on top of the heap.
+struct Earliest {
+    max: usize,
+    kept: std::collections::BinaryHeap<ByStart>,
+    ignored: usize,
+}
+
+/// An alert ordered by `startsAt`, then fingerprint.
+struct ByStart(GettableAlert);
+
+impl ByStart {
+    fn key(&self) -> (Timestamp, &str) {
+        (self.0.starts_at, &self.0.fingerprint)
+    }
+}
+
+impl PartialEq for ByStart {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByStart {}
+
+impl PartialOrd for ByStart {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByStart {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut Earliest {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Earliest {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of alerts")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(alert) = seq.next_element::<GettableAlert>()? {
+            self.kept.push(ByStart(alert));
+            if self.kept.len() > self.max {
+                self.kept.pop();
+                self.ignored += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<GettableAlert> for Alert {
+    fn from(a: GettableAlert) -> Alert {
+        Alert {
             fingerprint: a.fingerprint,
             labels: a.labels,
             annotations: a.annotations,
@@ -218,8 +308,8 @@ pub fn parse_v2_alerts(body: &[u8]) -> Result<Vec<Alert>, serde_json::Error> {
             inhibited_by: a.status.inhibited_by,
             receivers: a.receivers.into_iter().map(|r| r.name).collect(),
             servers: BTreeSet::new(),
-        })
-        .collect())
+        }
+    }
 }
 
 /// Alertmanager's webhook payload (version 4).
@@ -296,6 +386,27 @@ mod tests {
         assert_eq!(a.receivers, ["null"]);
         assert_eq!(a.labels["alertname"], "X");
         assert_eq!(a.starts_at.to_string(), "2026-11-21T19:54:37.022Z");
+    }
+
+    #[test]
+    fn past_max_the_earliest_started_alerts_are_kept() {
+        let answer: Vec<String> = [("f1", 50), ("f2", 10), ("f3", 30), ("f4", 10), ("f5", 40)]
+            .iter()
+            .map(|(fingerprint, second)| {
+                V2.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .replace("d5e08c84ef09a8b8", fingerprint)
+                    .replace("19:54:37.022Z", &format!("19:54:{second}Z"))
+            })
+            .collect();
+        let body = format!("[{}]", answer.join(","));
+        let (kept, ignored) = parse_v2_alerts_bounded(body.as_bytes(), 3).unwrap();
+        let fingerprints: Vec<&str> = kept.iter().map(|a| a.fingerprint.as_str()).collect();
+        assert_eq!(fingerprints, ["f2", "f4", "f3"]);
+        assert_eq!(ignored, 2);
+        let (all, ignored) = parse_v2_alerts_bounded(body.as_bytes(), 10).unwrap();
+        assert_eq!((all.len(), ignored), (5, 0));
+        assert!(parse_v2_alerts_bounded(b"[] trailing", 10).is_err());
     }
 
     #[test]

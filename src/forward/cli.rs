@@ -100,7 +100,7 @@ pub async fn output(
     let mut failures = Vec::new();
     for (client, answer) in clients.iter().zip(answers) {
         match answer {
-            Ok(alerts) => lists.push((client.name(), alerts)),
+            Ok(answer) => lists.push((client.name(), answer.alerts)),
             Err(e) => failures.push(e),
         }
     }

@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{AlertmanagerConfig, ServerConfig};
 
-use super::alert::{Alert, parse_v2_alerts};
+use super::alert::{Alert, parse_v2_alerts_bounded};
 
 /// A larger answer is a failure of that server (thousands of alerts fit in far less).
 pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
@@ -79,9 +79,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// One server's answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Its alerts, earliest started first.
+    pub alerts: Vec<Alert>,
+    /// Alerts left out, past `max_alerts`.
+    pub ignored: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct AlertmanagerClient {
     name: String,
+    /// Alerts kept from one answer (`[alertmanager] max_alerts`).
+    max_alerts: usize,
     alerts_url: Url,
     query: Vec<(&'static str, String)>,
     credentials: Credentials,
@@ -155,6 +166,7 @@ impl AlertmanagerClient {
         query.push(("silenced", config.silenced.to_string()));
         query.push(("inhibited", config.inhibited.to_string()));
         Ok(Self {
+            max_alerts: config.max_alerts,
             name,
             alerts_url,
             query,
@@ -168,8 +180,9 @@ impl AlertmanagerClient {
         &self.name
     }
 
-    /// The server's current alerts, as filtered by the config.
-    pub async fn alerts(&self) -> Result<Vec<Alert>, ClientError> {
+    /// The server's current alerts, as filtered by the config, at most `max_alerts` of
+    /// them (the earliest started).
+    pub async fn alerts(&self) -> Result<Answer, ClientError> {
         let request = self.client.get(self.alerts_url.clone()).query(&self.query);
         let request = match &self.credentials {
             Credentials::None => request,
@@ -213,10 +226,14 @@ impl AlertmanagerClient {
             }
             body.extend_from_slice(&chunk);
         }
-        parse_v2_alerts(&body).map_err(|source| ClientError::Decode {
-            server: self.name.clone(),
-            source,
-        })
+        let (alerts, ignored) =
+            parse_v2_alerts_bounded(&body, self.max_alerts).map_err(|source| {
+                ClientError::Decode {
+                    server: self.name.clone(),
+                    source,
+                }
+            })?;
+        Ok(Answer { alerts, ignored })
     }
 }
 

@@ -339,16 +339,12 @@ async fn poll_loop(
                 _ = shutdown.cancelled() => return,
                 answers = futures::future::join_all(clients.iter().map(|c| c.alerts())) => answers,
             };
-            let mut answers: Vec<Option<Vec<alert::Alert>>> = clients
+            let answers: Vec<Option<client::Answer>> = clients
                 .iter()
                 .zip(answers)
                 .map(|(client, answer)| note_reachability(&mut reachable, client, answer))
                 .collect();
-            let ignored: usize = answers
-                .iter_mut()
-                .flatten()
-                .map(|alerts| keep_earliest(alerts, config.max_alerts))
-                .sum();
+            let ignored: usize = answers.iter().flatten().map(|a| a.ignored).sum();
             if ignored > 0 {
                 pipeline
                     .lock()
@@ -371,9 +367,9 @@ async fn poll_loop(
             let views: Vec<ServerAnswer<'_>> = clients
                 .iter()
                 .zip(&answers)
-                .map(|(client, alerts)| ServerAnswer {
+                .map(|(client, answer)| ServerAnswer {
                     server: client.name(),
-                    alerts: alerts.as_deref(),
+                    alerts: answer.as_ref().map(|a| a.alerts.as_slice()),
                 })
                 .collect();
             if views.iter().all(|v| v.alerts.is_none()) {
@@ -396,23 +392,12 @@ async fn poll_loop(
     }
 }
 
-/// Keeps the `max` earliest-started alerts of one answer; returns how many it dropped.
-fn keep_earliest(alerts: &mut Vec<alert::Alert>, max: usize) -> usize {
-    if alerts.len() <= max {
-        return 0;
-    }
-    alerts.sort_by(|a, b| (a.starts_at, &a.fingerprint).cmp(&(b.starts_at, &b.fingerprint)));
-    let dropped = alerts.len() - max;
-    alerts.truncate(max);
-    dropped
-}
-
 /// Logs a server going down or coming back once, not on every poll.
 fn note_reachability(
     reachable: &mut BTreeMap<String, bool>,
     client: &AlertmanagerClient,
-    answer: Result<Vec<alert::Alert>, ClientError>,
-) -> Option<Vec<alert::Alert>> {
+    answer: Result<client::Answer, ClientError>,
+) -> Option<client::Answer> {
     let was = reachable.insert(client.name().to_owned(), answer.is_ok());
     match answer {
         Ok(alerts) => {
@@ -458,19 +443,7 @@ async fn sweep(pipeline: &Mutex<Pipeline>, max_age: Duration, target_names: &[St
 
 #[cfg(test)]
 mod tests {
-    use super::merge::tests::alert;
     use super::*;
-
-    #[test]
-    fn an_answer_past_max_alerts_keeps_the_earliest_started() {
-        let mut alerts: Vec<alert::Alert> =
-            (0..5).map(|i| alert(&format!("f{i}"), 100 - i)).collect();
-        assert_eq!(keep_earliest(&mut alerts, 10), 0);
-        assert_eq!(alerts.len(), 5);
-        assert_eq!(keep_earliest(&mut alerts, 2), 3);
-        let kept: Vec<&str> = alerts.iter().map(|a| a.fingerprint.as_str()).collect();
-        assert_eq!(kept, ["f4", "f3"]);
-    }
 
     #[test]
     fn a_bound_is_reported_when_it_starts_and_stops_being_hit() {
