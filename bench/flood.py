@@ -96,8 +96,8 @@ def main():
     parser.add_argument("--alerts", type=int, default=20000)
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=60, help="how long the agent runs")
-    parser.add_argument("--max-alerts", type=int, default=10000,
-                        help="[alertmanager] max_alerts (an agent older than the key: 0 leaves it out)")
+    parser.add_argument("--max-alerts", type=int, default=0,
+                        help="[alertmanager] max_alerts; 0 leaves it out: the agent's default")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     interval = args.interval_ms / 1000
