@@ -181,3 +181,33 @@ fn future_state() -> String {
         r#"{{"version":1,"saved_at":"{now}","keys":{{"TiDB.tikv.TiKV_server_is_down":{{"state":"pending","since":"{ahead}"}}}},"components":{{"last_seen":{{"tikv":"{ahead}"}}}}}}"#
     )
 }
+
+/// A link planted where the old sink put its temp file (`.alerts.txt.tmp.<pid>`) is never
+/// written through: the file it points to keeps its content and mode.
+#[test]
+fn a_link_planted_beside_the_sink_is_never_written_through() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
+    let output =
+        "[[output]]\nkind = \"file\"\nformat = \"plain\"\npath = \"{dir}/out/alerts.txt\"\n";
+    let mut agent = Agent::prepare(AGENT, &base_config("100ms", port, output), false);
+    let out = agent.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let victim = agent.dir.path().join("victim");
+    std::fs::write(&victim, b"root's secret\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    agent.spawn(false);
+    let name = format!("file:{}", out.join("alerts.txt").display());
+    // Planted once the sink runs (at start it removes what looks like its leftovers).
+    Wait::new(Duration::from_secs(20), "the first write")
+        .blocking(|| (writes(port, &name, "ok") > 0.0).then_some(()));
+    let planted = out.join(format!(".alerts.txt.tmp.{}", agent.pid()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let before = writes(port, &name, "ok");
+    Wait::new(Duration::from_secs(20), "ten writes")
+        .blocking(|| (writes(port, &name, "ok") >= before + 10.0).then_some(()));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"root's secret\n");
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+}

@@ -1,5 +1,5 @@
-//! Forwarding through the real binary: `kill -9` while an event is pending, and the
-//! `alerts` command.
+//! Forwarding through the real binary: `kill -9` while an event is pending, a flooded
+//! Alertmanager, and the `alerts` command.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A panic in a test is a failed test.
 
 use std::path::{Path, PathBuf};
@@ -293,6 +293,99 @@ async fn sigterm_ends_an_attempt_in_flight_and_keeps_the_event() {
 
 /// A config file for the real binary: Prometheus refuses at once (the subject is the
 /// forwarding), a file sink, and `alertmanager` as given (TOML).
+/// A flooded Alertmanager: the keys go on being written every interval, each bound is hit,
+/// counted and logged once, and the spool never holds more than `max_events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_alertmanager_neither_delays_the_keys_nor_outgrows_its_bounds() {
+    const ALERTS: usize = 3000;
+    let block = Block::take();
+    let pair = AlertmanagerPair::start(&block, &routing_to_nothing()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hang = dir.path().join("hang");
+    std::fs::create_dir_all(&hang).unwrap();
+    // A target that never finishes in time: every event stays spooled.
+    let alertmanager = format!(
+        r#"
+[alertmanager]
+servers = {servers}
+poll_interval = "200ms"
+max_alerts = 1000
+max_events = 300
+
+[[alertmanager.forward]]
+kind = "exec"
+name = "stuck"
+command = {stuck}
+timeout = "100ms"
+"#,
+        servers = toml_array(&[&pair.a.url]),
+        stuck = toml_array(&["/bin/sh", &fixture("hang.sh"), &hang.display().to_string()]),
+    );
+    let config = daemon_config(dir.path(), &block, &alertmanager);
+    let log = dir.path().join("agent.log");
+    let mut daemon = start_daemon(&config, &log);
+    let alerts: Vec<serde_json::Value> = (0..ALERTS)
+        .map(|i| alert(&format!("Flood{i}"), &[("n", &i.to_string())]))
+        .collect();
+    for chunk in alerts.chunks(500) {
+        pair.a.post(&json!(chunk)).await;
+    }
+    let snapshot = dir.path().join("state/snapshot.txt");
+    let spool = dir.path().join("state/spool");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    Wait::new(LIMIT, "the spool to fill")
+        .until(|| logged().contains("the forward spool is full").then_some(()))
+        .await;
+    // For 5 s: the keys file is rewritten at least every 3 intervals, and the spool
+    // stays within max_events.
+    let mut last = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    let mut last_seen = std::time::Instant::now();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let modified = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+        if modified != last {
+            (last, last_seen) = (modified, std::time::Instant::now());
+        }
+        assert!(
+            last_seen.elapsed() < Duration::from_secs(3),
+            "the keys were not written for {:?}",
+            last_seen.elapsed()
+        );
+        let spooled = std::fs::read_dir(&spool)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".event"))
+            })
+            .count();
+        assert!(
+            spooled <= 300,
+            "{spooled} events spooled, past max_events 300"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = logged();
+    assert_eq!(
+        text.matches("the forward spool is full").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("more alerts than alertmanager.max_alerts")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(daemon.try_exit().is_none(), "the agent exited:\n{text}");
+    terminate(&mut daemon, Duration::from_secs(10)).expect("the agent stops");
+    for pid in hang_pids(&hang) {
+        assert!(
+            process_gone(pid),
+            "a stuck command ({pid}) outlived the agent"
+        );
+    }
+}
+
 fn daemon_config(dir: &Path, block: &Block, alertmanager: &str) -> PathBuf {
     let path = dir.join("config.toml");
     let text = format!(

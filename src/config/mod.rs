@@ -248,8 +248,9 @@ pub enum OnNoData {
 }
 
 /// One HTTP server (Prometheus or Alertmanager): a URL string, or a table with
-/// authentication and TLS options.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// authentication and TLS options. `Debug` shows neither the URL's secrets nor header
+/// values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub url: String,
     pub basic_auth_user: Option<String>,
@@ -436,8 +437,9 @@ pub struct UnixOutput {
     pub endpoint: Option<String>,
 }
 
-/// `kind = "http"`: the snapshot is POSTed after every cycle.
-#[derive(Debug, Clone, Deserialize)]
+/// `kind = "http"`: the snapshot is POSTed after every cycle. `Debug` shows neither the
+/// URL's secrets nor header values.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpOutput {
     pub url: String,
@@ -590,8 +592,9 @@ pub struct ExecForward {
     pub timeout: Duration,
 }
 
-/// `kind = "http"`: a request for every event.
-#[derive(Debug, Clone, Deserialize)]
+/// `kind = "http"`: a request for every event. `Debug` shows neither the URL's secrets
+/// nor header values.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpForward {
     /// Stable name used in the spool and logs; defaults to `http-<index>`.
@@ -641,6 +644,49 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
+/// Header names with their values hidden, for `Debug`.
+fn hidden_values(headers: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    headers.keys().map(|k| (k.as_str(), "<hidden>")).collect()
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("basic_auth_user", &self.basic_auth_user)
+            .field("basic_auth_password_file", &self.basic_auth_password_file)
+            .field("bearer_token_file", &self.bearer_token_file)
+            .field("ca_file", &self.ca_file)
+            .field("headers", &hidden_values(&self.headers))
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpOutput")
+            .field("url", &redacted_url(&self.url))
+            .field("headers", &hidden_values(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("format", &self.format)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpForward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpForward")
+            .field("name", &self.name)
+            .field("url", &redacted_url(&self.url))
+            .field("method", &self.method)
+            .field("headers", &hidden_values(&self.headers))
+            .field("body", &self.body.as_ref().map(|_| "<template>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// `url` as logs, metric labels and error messages may show it: without user info, and
 /// with any query string (which often carries a token) replaced by `?…`. Not a URL at
 /// all: `<invalid URL>`, since the text itself may hold a secret.
@@ -665,6 +711,28 @@ pub fn redacted_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redacted_url;
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let config = super::load_str(
+            "[prometheus]\nservers = [{ url = \"https://u:pw@p:9090/?token=t0k\", headers = { X-Token = \"s3cret\" } }]\n\
+             [[output]]\nkind = \"http\"\nurl = \"http://h/push?key=k3y\"\nheaders = { Auth = \"h3ader\" }\n\
+             [alertmanager]\nservers = [\"http://a:9093\"]\n[[alertmanager.forward]]\nkind = \"http\"\n\
+             url = \"http://x:y@h/hook?t=f0rward\"\nheaders = { Auth = \"f0rwardh\" }\n",
+            "c.toml",
+        )
+        .expect("a valid config");
+        let shown = format!("{config:?}");
+        for secret in [
+            "pw", "t0k", "s3cret", "k3y", "h3ader", "x:y", "f0rward", "f0rwardh",
+        ] {
+            assert!(!shown.contains(secret), "`{secret}` in {shown}");
+        }
+        assert!(
+            shown.contains("X-Token") && shown.contains("<hidden>"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn urls_lose_their_secrets_for_display() {

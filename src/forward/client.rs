@@ -150,7 +150,9 @@ impl AlertmanagerClient {
         }
         let builder = reqwest::Client::builder()
             .timeout(config.timeout.get())
-            .default_headers(headers);
+            .default_headers(headers)
+            // A redirect would carry the credentials and headers to wherever it points.
+            .redirect(reqwest::redirect::Policy::none());
         let builder = with_ca(builder, &name, server.ca_file.as_deref())?;
         let client = builder.build().map_err(|source| ClientError::Build {
             server: name.clone(),

@@ -155,6 +155,8 @@ impl Server {
 
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
+            // A redirect would carry the token and headers to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             // No cap on idle connections within a cycle: its queries reuse them, one per
             // concurrent query (`max_concurrency` bounds them). A cap below that made
             // every cycle open and close the difference (bench/REPORT.md). Between
