@@ -48,6 +48,7 @@ pub struct Metrics {
     ping_loss: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     forward_deliveries: Family<Labels, Counter>,
     forward_dropped: Family<Labels, Counter>,
+    forward_part_up: Family<Labels, Gauge>,
     config_last_reload_successful: Gauge,
     listener_connections: Family<Labels, Gauge>,
     listener_refused: Family<Labels, Counter>,
@@ -133,6 +134,12 @@ impl Metrics {
             "Alerts and events dropped by a forwarding bound, by reason",
             forward_dropped.clone(),
         );
+        let forward_part_up = Family::<Labels, Gauge>::default();
+        registry.register(
+            "forward_part_up",
+            "1 while a part of forwarding works: the receiver listens, an Alertmanager answers",
+            forward_part_up.clone(),
+        );
         let listener_connections = Family::<Labels, Gauge>::default();
         registry.register(
             "listener_connections",
@@ -187,6 +194,7 @@ impl Metrics {
             ping_loss,
             forward_deliveries,
             forward_dropped,
+            forward_part_up,
             config_last_reload_successful,
             listener_connections,
             listener_refused,
@@ -265,6 +273,13 @@ impl Metrics {
         self.forward_dropped
             .get_or_create(&labels([("reason", reason)]))
             .inc_by(count);
+    }
+
+    /// Whether one part of forwarding works: `receiver`, or `alertmanager:<server>`.
+    pub fn forward_part_up(&self, part: &str, up: bool) {
+        self.forward_part_up
+            .get_or_create(&labels([("part", part)]))
+            .set(i64::from(up));
     }
 
     pub fn config_reload(&self, ok: bool) {

@@ -265,9 +265,8 @@ impl Forwarder {
 
         let tracker = TaskTracker::new();
         if let Some(listen) = &config.listen {
-            let listener = receiver::bind(listen).await?;
-            tracker.spawn(receiver::serve(
-                listener,
+            tracker.spawn(receive(
+                listen.clone(),
                 Arc::clone(&pipeline),
                 wakers.clone(),
                 access,
@@ -302,6 +301,48 @@ impl Forwarder {
     }
 }
 
+/// The webhook receiver, bound again and again until it can be: an address taken (by the
+/// previous process, say) costs only the receiver, never polling or delivery.
+async fn receive(
+    listen: String,
+    pipeline: Arc<Mutex<Pipeline>>,
+    wakers: Wakers,
+    access: receiver::Access,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    const RETRY_MAX: Duration = Duration::from_secs(30);
+    let mut retry = Duration::from_secs(1);
+    let mut failing = Bound::default();
+    loop {
+        match receiver::bind(&listen).await {
+            Ok(listener) => {
+                metrics.forward_part_up("receiver", true);
+                if failing.hit(false) {
+                    tracing::info!(%listen, "the webhook receiver listens again");
+                }
+                receiver::serve(listener, pipeline, wakers, access, metrics, shutdown).await;
+                return;
+            }
+            Err(e) => {
+                metrics.forward_part_up("receiver", false);
+                if failing.hit(true) {
+                    tracing::error!(
+                        "{}; the webhook receiver is off until it can listen (polling and \
+                         delivery go on); retrying",
+                        crate::error::chain(&e)
+                    );
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(retry) => {}
+        }
+        retry = (retry * 2).min(RETRY_MAX);
+    }
+}
+
 /// Builds and runs forwarding in one step; a configuration problem ends it with the first
 /// one found.
 pub async fn run(
@@ -327,6 +368,8 @@ async fn poll_loop(
 ) {
     let mut ticker = tokio::time::interval(config.poll_interval.get());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let metrics = Arc::clone(&pipeline.lock().await.metrics);
+    let metrics = metrics.as_ref();
     let mut reachable: BTreeMap<String, bool> = BTreeMap::new();
     let mut over_max = Bound::default();
     loop {
@@ -342,15 +385,11 @@ async fn poll_loop(
             let answers: Vec<Option<client::Answer>> = clients
                 .iter()
                 .zip(answers)
-                .map(|(client, answer)| note_reachability(&mut reachable, client, answer))
+                .map(|(client, answer)| note_reachability(metrics, &mut reachable, client, answer))
                 .collect();
             let ignored: usize = answers.iter().flatten().map(|a| a.ignored).sum();
             if ignored > 0 {
-                pipeline
-                    .lock()
-                    .await
-                    .metrics
-                    .forward_dropped("alerts_over_max", ignored as u64);
+                metrics.forward_dropped("alerts_over_max", ignored as u64);
             }
             if over_max.hit(ignored > 0) {
                 if ignored > 0 {
@@ -394,11 +433,13 @@ async fn poll_loop(
 
 /// Logs a server going down or coming back once, not on every poll.
 fn note_reachability(
+    metrics: &Metrics,
     reachable: &mut BTreeMap<String, bool>,
     client: &AlertmanagerClient,
     answer: Result<client::Answer, ClientError>,
 ) -> Option<client::Answer> {
     let was = reachable.insert(client.name().to_owned(), answer.is_ok());
+    metrics.forward_part_up(&format!("alertmanager:{}", client.name()), answer.is_ok());
     match answer {
         Ok(alerts) => {
             if was == Some(false) {
