@@ -42,6 +42,10 @@ use spool::{Backoff, Spool, SpoolError};
 use target::TargetError;
 use transitions::{Known, ServerAnswer};
 
+/// `known.json` unchanged in outline is written again after this, to refresh the alerts'
+/// details; a change of outline (an alert, a holder, an event) is written at once.
+const KNOWN_REFRESH: Duration = Duration::from_secs(60);
+
 /// Dedupe keys live at least this long, however short `max_age` is.
 const MIN_RETENTION: Duration = Duration::from_secs(3600);
 
@@ -66,6 +70,8 @@ pub(crate) struct Pipeline {
     retention: Duration,
     /// The last save of `known` failed; try again on the next change or poll.
     unsaved: bool,
+    /// When `known` was last written.
+    saved_at: Option<tokio::time::Instant>,
     metrics: Arc<Metrics>,
     /// The spool is dropping its oldest events to make room (logged once per episode).
     spool_full: Bound,
@@ -106,9 +112,16 @@ impl Pipeline {
             }
         }
         self.note_dropped();
-        if next != self.known || self.unsaved {
-            self.known = next;
+        // What a restart needs is which alerts are known, who holds them and which events
+        // went out; an alert's other fields (`updatedAt` moves on every re-send) are
+        // refreshed in the file at most every KNOWN_REFRESH.
+        let due = self.unsaved
+            || !next.same_outline(&self.known)
+            || self.saved_at.is_none_or(|at| at.elapsed() >= KNOWN_REFRESH);
+        self.known = next;
+        if due {
             self.unsaved = false;
+            self.saved_at = Some(tokio::time::Instant::now());
             if let Err(e) = self.spool.save_known(&self.known) {
                 self.unsaved = true;
                 tracing::error!("{e}; after a restart, alerts may be sent again");
@@ -252,6 +265,7 @@ impl Forwarder {
             known,
             retention,
             unsaved: false,
+            saved_at: None,
             metrics: Arc::clone(&metrics),
             spool_full: Bound::default(),
         }));

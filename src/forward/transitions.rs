@@ -49,6 +49,24 @@ pub struct Emitted {
 }
 
 impl Known {
+    /// Whether `self` and `other` know the same alerts, held by the same servers since the
+    /// same times, with the same events emitted: all a restart needs to neither re-fire
+    /// nor forget. The alerts' other fields may differ.
+    pub fn same_outline(&self, other: &Known) -> bool {
+        self.emitted == other.emitted
+            && self.alerts.len() == other.alerts.len()
+            && self
+                .alerts
+                .iter()
+                .zip(&other.alerts)
+                .all(|((fa, a), (fb, b))| {
+                    fa == fb
+                        && a.fired_starts_at == b.fired_starts_at
+                        && a.holders == b.holders
+                        && a.alert.ends_at == b.alert.ends_at
+                })
+    }
+
     /// Applies one poll and returns the new events, deduplicated.
     ///
     /// - An alert seen for the first time fires.
@@ -254,6 +272,34 @@ mod tests {
             server,
             alerts: None,
         }
+    }
+
+    #[test]
+    fn the_outline_ignores_what_moves_on_every_resend() {
+        let mut known = Known::default();
+        known.step(&[answer("a", &[alert("aa", 0)])], at(1), DAY);
+        let mut resent = known.clone();
+        if let Some(k) = resent.alerts.get_mut("aa") {
+            k.alert.updated_at = Some(at(60));
+        }
+        assert!(resent.same_outline(&known));
+        let mut held_elsewhere = known.clone();
+        held_elsewhere.step(
+            &[
+                answer("a", &[alert("aa", 0)]),
+                answer("b", &[alert("aa", 0)]),
+            ],
+            at(2),
+            DAY,
+        );
+        assert!(!held_elsewhere.same_outline(&known));
+        let mut another = known.clone();
+        another.step(
+            &[answer("a", &[alert("aa", 0), alert("bb", 0)])],
+            at(2),
+            DAY,
+        );
+        assert!(!another.same_outline(&known));
     }
 
     fn summary(events: &[Event]) -> Vec<(String, EventStatus, Timestamp)> {
