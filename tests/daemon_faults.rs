@@ -8,27 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::agent::{Agent, base_config, parse_plain};
+use harness::agent::{Agent, base_config, parse_plain, sink_writes};
 use harness::block::free_port;
-use harness::http::http_get;
 use harness::privilege::is_root;
 use harness::wait::Wait;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
-
-/// Successful and failed writes of the sink `name`, from the self-metrics.
-fn writes(port: u16, name: &str, result: &str) -> f64 {
-    http_get(&format!("127.0.0.1:{port}"), "/metrics")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.starts_with("tidb_host_agent_output_writes_total")
-                && l.contains(&format!("sink=\"{name}\""))
-                && l.contains(&format!("result=\"{result}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// A small tmpfs mounted on `dir` in this mount namespace; unmounted on drop.
 struct Tmpfs(PathBuf);
@@ -100,16 +85,17 @@ path = "{dir}/ok/alerts.txt"
     let full_name = format!("file:{}", full.display());
     let ok_name = format!("file:{}", ok.display());
     Wait::new(Duration::from_secs(20), "both sinks' first write").blocking(|| {
-        (writes(port, &full_name, "ok") > 0.0 && writes(port, &ok_name, "ok") > 0.0).then_some(())
+        (sink_writes(port, &full_name, "ok") > 0.0 && sink_writes(port, &ok_name, "ok") > 0.0)
+            .then_some(())
     });
     let filler = fill(&dir.join("full"));
-    let failed = writes(port, &full_name, "error");
+    let failed = sink_writes(port, &full_name, "error");
     Wait::new(Duration::from_secs(20), "the full sink to fail")
-        .blocking(|| (writes(port, &full_name, "error") > failed + 2.0).then_some(()));
+        .blocking(|| (sink_writes(port, &full_name, "error") > failed + 2.0).then_some(()));
     // The other sink goes on; the full one keeps its last whole file.
-    let before = writes(port, &ok_name, "ok");
+    let before = sink_writes(port, &ok_name, "ok");
     Wait::new(Duration::from_secs(20), "the other sink to keep writing")
-        .blocking(|| (writes(port, &ok_name, "ok") >= before + 5.0).then_some(()));
+        .blocking(|| (sink_writes(port, &ok_name, "ok") >= before + 5.0).then_some(()));
     let last = std::fs::read_to_string(&full).unwrap();
     assert!(
         parse_plain(&last)
@@ -130,9 +116,9 @@ path = "{dir}/ok/alerts.txt"
     assert!(log.contains("No space left on device"), "{log}");
     // Room again: the sink recovers on its own.
     std::fs::remove_file(filler).unwrap();
-    let ok_before = writes(port, &full_name, "ok");
+    let ok_before = sink_writes(port, &full_name, "ok");
     Wait::new(Duration::from_secs(20), "the full sink to recover")
-        .blocking(|| (writes(port, &full_name, "ok") > ok_before).then_some(()));
+        .blocking(|| (sink_writes(port, &full_name, "ok") > ok_before).then_some(()));
 }
 
 /// A corrupt state file, and one whose times are an hour ahead of the clock: a warning
@@ -200,12 +186,12 @@ fn a_link_planted_beside_the_sink_is_never_written_through() {
     let name = format!("file:{}", out.join("alerts.txt").display());
     // Planted once the sink runs (at start it removes what looks like its leftovers).
     Wait::new(Duration::from_secs(20), "the first write")
-        .blocking(|| (writes(port, &name, "ok") > 0.0).then_some(()));
+        .blocking(|| (sink_writes(port, &name, "ok") > 0.0).then_some(()));
     let planted = out.join(format!(".alerts.txt.tmp.{}", agent.pid()));
     std::os::unix::fs::symlink(&victim, &planted).unwrap();
-    let before = writes(port, &name, "ok");
+    let before = sink_writes(port, &name, "ok");
     Wait::new(Duration::from_secs(20), "ten writes")
-        .blocking(|| (writes(port, &name, "ok") >= before + 10.0).then_some(()));
+        .blocking(|| (sink_writes(port, &name, "ok") >= before + 10.0).then_some(()));
     assert_eq!(std::fs::read(&victim).unwrap(), b"root's secret\n");
     let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

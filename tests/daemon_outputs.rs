@@ -14,38 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use harness::agent::{Agent, base_config, parse_plain};
+use harness::agent::{Agent, PLAIN_FILE_OUTPUT, base_config, parse_plain, sink_writes};
 use harness::block::free_port;
 use harness::http::http_get;
 use harness::process::{ChildProcess, Signal};
 use harness::wait::Wait;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
-
-/// How many successful writes `sink` has made, from the agent's self-metrics.
-fn writes(metrics_port: u16, sink: &str) -> u64 {
-    let Some(body) = http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics") else {
-        return 0;
-    };
-    let needle = format!("sink=\"{sink}\"");
-    body.lines()
-        .filter(|l| {
-            l.starts_with("tidb_host_agent_output_writes_total")
-                && l.contains(&needle)
-                && l.contains("result=\"ok\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
-
-/// One file sink in the plain format, `{dir}/alerts.txt`.
-const PLAIN_FILE_OUTPUT: &str = r#"
-[[output]]
-kind = "file"
-format = "plain"
-path = "{dir}/alerts.txt"
-"#;
 
 fn agent_line_ok(line: &str) -> bool {
     let mut parts = line.split('|');
@@ -94,9 +69,9 @@ path = "{dir}/alerts.txt"
             (reads, line_counts)
         })
     };
-    let start_writes = writes(port, &sink);
+    let start_writes = sink_writes(port, &sink, "ok");
     Wait::new(Duration::from_secs(120), "1000 rewrites")
-        .blocking(|| (writes(port, &sink) >= start_writes + 1000).then_some(()));
+        .blocking(|| (sink_writes(port, &sink, "ok") >= start_writes + 1000.0).then_some(()));
     done.store(true, Ordering::Relaxed);
     let (reads, line_counts) = reader.join().expect("the reader saw only whole files");
     assert!(reads > 1000, "the reader polled only {reads} times");
@@ -104,7 +79,7 @@ path = "{dir}/alerts.txt"
     assert_eq!(line_counts.len(), 1, "{line_counts:?}");
     eprintln!(
         "{reads} reads during {} rewrites",
-        writes(port, &sink) - start_writes
+        sink_writes(port, &sink, "ok") - start_writes
     );
 }
 
@@ -251,39 +226,29 @@ path = "{dir}/rw/alerts.txt"
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     let sink_ro = format!("file:{}", ro_file.display());
     let sink_rw = format!("file:{}", rw_file.display());
-    let failed = |port| -> u64 {
-        http_get(&format!("127.0.0.1:{port}"), "/metrics")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| {
-                l.contains(&format!("sink=\"{sink_ro}\"")) && l.contains("result=\"error\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .map(|v| v as u64)
-            .sum()
-    };
+    let failed = |port| sink_writes(port, &sink_ro, "error");
     // The sink may have failed before the test created its directory: count from the
     // first failure after the chmod, when the file holds the last good snapshot.
     let failed_before = failed(port);
     Wait::new(Duration::from_secs(20), "a failed write after the chmod")
         .blocking(|| (failed(port) > failed_before).then_some(()));
     let before = std::fs::read_to_string(&ro_file).unwrap();
-    let (failed_then, rw_before) = (failed(port), writes(port, &sink_rw));
+    let (failed_then, rw_before) = (failed(port), sink_writes(port, &sink_rw, "ok"));
     Wait::new(
         Duration::from_secs(20),
         "failed writes to the read-only directory",
     )
-    .blocking(|| (failed(port) >= failed_then + 3).then_some(()));
+    .blocking(|| (failed(port) >= failed_then + 3.0).then_some(()));
     // The other sink keeps writing meanwhile (at its own pace: a sink that is slower
     // than the cycle skips to the newest snapshot), and the last good file is intact.
     Wait::new(Duration::from_secs(20), "the other sink to keep writing")
-        .blocking(|| (writes(port, &sink_rw) >= rw_before + 2).then_some(()));
+        .blocking(|| (sink_writes(port, &sink_rw, "ok") >= rw_before + 2.0).then_some(()));
     assert_eq!(std::fs::read_to_string(&ro_file).unwrap(), before);
 
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let ok_before = writes(port, &sink_ro);
+    let ok_before = sink_writes(port, &sink_ro, "ok");
     Wait::new(Duration::from_secs(20), "the sink to recover")
-        .blocking(|| (writes(port, &sink_ro) > ok_before).then_some(()));
+        .blocking(|| (sink_writes(port, &sink_ro, "ok") > ok_before).then_some(()));
 }
 
 #[test]

@@ -9,20 +9,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::agent::{Agent, base_config, parse_plain};
+use harness::agent::{Agent, PLAIN_FILE_OUTPUT, base_config, metric_sum, parse_plain};
 use harness::block::free_port;
-use harness::http::http_get;
 use harness::process::Signal;
 use harness::wait::Wait;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 
-const OUTPUT: &str = r#"
-[[output]]
-kind = "file"
-format = "plain"
-path = "{dir}/alerts.txt"
-"#;
+const OUTPUT: &str = PLAIN_FILE_OUTPUT;
 
 /// A configuration that parses but cannot run, and a text its refusal must name.
 struct Broken {
@@ -114,23 +108,15 @@ fn keys(file: &Path) -> Vec<String> {
 
 /// Successful writes of the file sink, from the self-metrics.
 fn writes(port: u16) -> f64 {
-    http_get(&format!("127.0.0.1:{port}"), "/metrics")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| {
-            l.starts_with("tidb_host_agent_output_writes_total") && l.contains("result=\"ok\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(
+        port,
+        "tidb_host_agent_output_writes_total",
+        &[("result", "ok")],
+    )
 }
 
-fn reload_metric(port: u16) -> String {
-    http_get(&format!("127.0.0.1:{port}"), "/metrics")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("tidb_host_agent_config_last_reload_successful"))
-        .map(str::to_string)
-        .unwrap_or_default()
+fn reload_metric(port: u16) -> f64 {
+    metric_sum(port, "tidb_host_agent_config_last_reload_successful", &[])
 }
 
 #[test]
@@ -198,11 +184,7 @@ fn sighup_with_a_config_that_cannot_run_keeps_the_old_one_running() {
             broken.what,
             broken.names
         );
-        assert!(
-            reload_metric(port).ends_with(" 0"),
-            "{}",
-            reload_metric(port)
-        );
+        assert!(reload_metric(port) == 0.0, "{}", reload_metric(port));
         // Alive, and still writing the old configuration's keys.
         assert!(
             agent.wait_exit(Duration::from_millis(10)).is_none(),
@@ -222,11 +204,7 @@ fn sighup_with_a_config_that_cannot_run_keeps_the_old_one_running() {
         let k = keys(&file);
         (!k.is_empty() && k.iter().all(|k| k.starts_with("Acme."))).then_some(())
     });
-    assert!(
-        reload_metric(port).ends_with(" 1"),
-        "{}",
-        reload_metric(port)
-    );
+    assert!(reload_metric(port) == 1.0, "{}", reload_metric(port));
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use harness::agent::{Agent, base_config};
+use harness::agent::{Agent, PLAIN_FILE_OUTPUT, base_config, metric_sum};
 use harness::block::free_port;
 use harness::http::http_get;
 use harness::wait::Wait;
@@ -24,12 +24,7 @@ const AGENT: &str = env!("CARGO_BIN_EXE_tidb-host-agent");
 /// Generous bound of every wait: the machine is shared.
 const LIMIT: Duration = Duration::from_secs(60);
 
-const FILE_OUTPUT: &str = r#"
-[[output]]
-kind = "file"
-format = "plain"
-path = "{dir}/alerts.txt"
-"#;
+const FILE_OUTPUT: &str = PLAIN_FILE_OUTPUT;
 
 /// A config with self-metrics on `metrics_port`, the file sink, and the webhook
 /// receiver on `webhook_port` with `receiver` extra keys.
@@ -206,12 +201,7 @@ fn largest_gap_between_rewrites(file: &Path, during: impl FnOnce()) -> Duration 
 
 /// A self-metric's value from the metrics endpoint (the sum over matching lines).
 fn metric(metrics_port: u16, prefix: &str) -> f64 {
-    http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(metrics_port, prefix, &[])
 }
 
 #[test]

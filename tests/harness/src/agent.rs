@@ -185,3 +185,33 @@ listen = "127.0.0.1:{metrics_port}"
 "#
     )
 }
+
+/// One file sink in the plain format, `{dir}/alerts.txt`.
+pub const PLAIN_FILE_OUTPUT: &str = r#"
+[[output]]
+kind = "file"
+format = "plain"
+path = "{dir}/alerts.txt"
+"#;
+
+/// The sum of the agent's self-metric samples on `metrics_port` whose line starts with
+/// `prefix` and holds every one of `labels` (`name="value"` pairs); 0 when it cannot be
+/// scraped.
+pub fn metric_sum(metrics_port: u16, prefix: &str, labels: &[(&str, &str)]) -> f64 {
+    let needles: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    crate::http::http_get(&format!("127.0.0.1:{metrics_port}"), "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(prefix) && needles.iter().all(|n| l.contains(n.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Successful (`ok`) or failed (`error`) writes of the sink named `sink`.
+pub fn sink_writes(metrics_port: u16, sink: &str, result: &str) -> f64 {
+    metric_sum(
+        metrics_port,
+        "tidb_host_agent_output_writes_total",
+        &[("sink", sink), ("result", result)],
+    )
+}
