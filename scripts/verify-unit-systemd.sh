@@ -226,8 +226,12 @@ in_ns systemctl start "$UNIT" || fail "systemctl start"
 expect_eq "Type=notify: active once READY=1 came" "$(prop ActiveState)" "active"
 main_pid=$(prop MainPID)
 expect_eq "runs as the dedicated user" "$(in_ns stat -c %U "/proc/$main_pid")" "$NAME"
+caps=$(in_ns grep '^CapEff' "/proc/$main_pid/status" | awk '{print $2}')
+expect_eq "effective capabilities: CAP_NET_RAW only" "$caps" "0000000000002000"
+# The unit grants it as an ambient capability; the daemon clears its ambient set so
+# that forward commands it starts do not inherit it.
 caps=$(in_ns grep '^CapAmb' "/proc/$main_pid/status" | awk '{print $2}')
-expect_eq "ambient capabilities: CAP_NET_RAW only" "$caps" "0000000000002000"
+expect_eq "ambient capabilities: none left for the commands it starts" "$caps" "0000000000000000"
 expect_eq "memory and task bounds: MemoryHigh MemoryMax TasksMax" \
   "$(prop MemoryHigh) $(prop MemoryMax) $(prop TasksMax)" "100663296 134217728 64"
 expect_eq "low CPU and IO weights" "$(prop CPUWeight) $(prop IOWeight)" "10 10"
