@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use harness::agent::{Agent, base_config, parse_plain, sink_writes};
+use harness::agent::{Agent, PLAIN_FILE_OUTPUT, base_config, parse_plain, sink_writes};
 use harness::block::free_port;
 use harness::privilege::is_root;
 use harness::wait::Wait;
@@ -196,4 +196,37 @@ fn a_link_planted_beside_the_sink_is_never_written_through() {
     let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert!(std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+}
+
+/// A corrupt spooled event and a corrupt `known.json`: the event is set aside as
+/// `.corrupt` with an error, the alert state starts afresh with a warning, and the daemon
+/// runs and writes its keys.
+#[test]
+fn a_corrupt_spool_is_set_aside_and_the_daemon_runs() {
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
+    let receiver = free_port(std::net::Ipv4Addr::LOCALHOST);
+    let rest = format!(
+        "{PLAIN_FILE_OUTPUT}\n[alertmanager]\nlisten = \"127.0.0.1:{receiver}\"\n\n\
+         [[alertmanager.forward]]\nkind = \"exec\"\ncommand = [\"/bin/true\"]\n"
+    );
+    let mut agent = Agent::prepare(AGENT, &base_config("100ms", port, &rest), false);
+    let spool = agent.dir.path().join("state/spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("x-1-firing.event"), b"{ torn").unwrap();
+    std::fs::write(spool.join("known.json"), b"[not the state").unwrap();
+    agent.spawn(false);
+    Wait::new(Duration::from_secs(20), "the corrupt event set aside")
+        .blocking(|| spool.join("x-1-firing.corrupt").exists().then_some(()));
+    let name = format!("file:{}", agent.path("alerts.txt").display());
+    let before = sink_writes(port, &name, "ok");
+    Wait::new(Duration::from_secs(20), "keys written after it")
+        .blocking(|| (sink_writes(port, &name, "ok") >= before + 3.0).then_some(()));
+    assert!(agent.try_exit().is_none());
+    let log = agent.log_text();
+    assert!(log.contains("unreadable spooled event set aside"), "{log}");
+    assert!(
+        log.contains("saved alert state is corrupt, starting afresh"),
+        "{log}"
+    );
+    assert!(!spool.join("x-1-firing.event").exists());
 }
