@@ -506,3 +506,53 @@ fn the_receiver_token_is_required() {
     );
     assert!(!agent.log_text().contains("Zm9yd2FyZGluZy10b2tlbg"));
 }
+
+/// A notification of 20,000 alerts (under the body limit) is answered, its alerts past
+/// `max_alerts` are counted, and the keys go on being written meanwhile; one over the
+/// body limit is refused with 413.
+#[test]
+fn a_huge_notification_neither_delays_the_keys_nor_outgrows_its_bounds() {
+    let (metrics_port, webhook_port) = (
+        free_port(std::net::Ipv4Addr::LOCALHOST),
+        free_port(std::net::Ipv4Addr::LOCALHOST),
+    );
+    let agent = start(
+        &config(metrics_port, webhook_port, "max_alerts = 500"),
+        metrics_port,
+        webhook_port,
+    );
+    Wait::new(LIMIT, "the first snapshot")
+        .blocking(|| agent.path("alerts.txt").exists().then_some(()));
+    let notification = |alerts: usize| {
+        let list: Vec<String> = (0..alerts)
+            .map(|i| {
+                format!(
+                    r#"{{"status":"firing","labels":{{"alertname":"Flood","n":"{i}"}},"annotations":{{}},"startsAt":"2026-12-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"{i:016x}"}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"version":"4","status":"firing","receiver":"hook","groupKey":"{{}}","alerts":[{}]}}"#,
+            list.join(",")
+        )
+    };
+    let (fits, too_big) = (notification(20_000), notification(40_000));
+    assert!(fits.len() < 4 * 1024 * 1024 && too_big.len() > 4 * 1024 * 1024);
+    let mut answers = Vec::new();
+    let gap = largest_gap_between_rewrites(&agent.path("alerts.txt"), || {
+        answers.push(post(webhook_port, &fits, "", LIMIT));
+        answers.push(post(webhook_port, &too_big, "", LIMIT));
+    });
+    assert_eq!(answers, [Some(200), Some(413)]);
+    assert!(
+        gap < Duration::from_secs(4),
+        "the keys were not written for {gap:?}"
+    );
+    assert_eq!(
+        metric(
+            metrics_port,
+            "tidb_host_agent_forward_dropped_total{reason=\"alerts_over_max\"}"
+        ),
+        19_500.0
+    );
+}

@@ -220,6 +220,7 @@ impl Forwarder {
             access: receiver::Access {
                 token,
                 max_clients: config.listen_max_clients,
+                max_alerts: config.max_alerts,
             },
             spool_dir: config
                 .spool_dir

@@ -30,9 +30,10 @@ use super::{Pipeline, Wakers};
 use crate::listener::{self, Limits};
 use crate::metrics::Metrics;
 
-/// A larger notification is refused (Alertmanager truncates groups long before this).
-const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// The whole body must arrive within this: 8 MiB at 1 MB/s, far slower than any link
+/// A larger notification is refused: its alerts parsed would hold several times its size.
+/// Alertmanager's `webhook_configs: max_alerts` keeps notifications under it.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The whole body must arrive within this: 4 MiB at 400 kB/s, far slower than any link
 /// between an Alertmanager and this host.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that has not sent a request head by then is cut off, and so is a kept-alive
@@ -122,12 +123,15 @@ impl BearerToken {
 pub(crate) struct Access {
     pub token: Option<BearerToken>,
     pub max_clients: usize,
+    /// Alerts taken from one notification (`[alertmanager] max_alerts`).
+    pub max_alerts: usize,
 }
 
 struct Context {
     pipeline: Arc<Mutex<Pipeline>>,
     wakers: Wakers,
     token: Option<BearerToken>,
+    max_alerts: usize,
     metrics: Arc<Metrics>,
     /// When each kind of refusal was last logged.
     warned: std::sync::Mutex<std::collections::BTreeMap<&'static str, Instant>>,
@@ -138,14 +142,17 @@ impl Context {
     /// WARN_EVERY for each kind.
     fn refused(&self, result: &'static str) -> bool {
         self.metrics.webhook_request(result);
+        self.warn_due(result)
+    }
+
+    /// Whether a warning of `kind` may be logged now: at most once every WARN_EVERY.
+    fn warn_due(&self, kind: &'static str) -> bool {
         let Ok(mut warned) = self.warned.lock() else {
             return false;
         };
-        let due = warned
-            .get(result)
-            .is_none_or(|at| at.elapsed() >= WARN_EVERY);
+        let due = warned.get(kind).is_none_or(|at| at.elapsed() >= WARN_EVERY);
         if due {
-            warned.insert(result, Instant::now());
+            warned.insert(kind, Instant::now());
         }
         due
     }
@@ -171,6 +178,7 @@ pub(crate) async fn serve(
         pipeline,
         wakers,
         token: access.token,
+        max_alerts: access.max_alerts,
         metrics: Arc::clone(&metrics),
         warned: std::sync::Mutex::default(),
     });
@@ -264,7 +272,23 @@ async fn handle(request: Request<Incoming>, context: Arc<Context>) -> Response<F
             "webhook payload version is not 4; reading it as version 4"
         );
     }
-    let events = payload.alerts.into_iter().map(|a| a.into_event()).collect();
+    let mut alerts = payload.alerts;
+    if alerts.len() > context.max_alerts {
+        let ignored = alerts.len() - context.max_alerts;
+        alerts.truncate(context.max_alerts);
+        context
+            .metrics
+            .forward_dropped("alerts_over_max", ignored as u64);
+        if context.warn_due("alerts_over_max") {
+            tracing::warn!(
+                ignored,
+                max_alerts = context.max_alerts,
+                "webhook receiver: a notification held more alerts than \
+                 alertmanager.max_alerts; the first are taken"
+            );
+        }
+    }
+    let events = alerts.into_iter().map(|a| a.into_event()).collect();
     let now = Timestamp::now();
     let mut locked = context.pipeline.lock().await;
     let retention = locked.retention;
