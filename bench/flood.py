@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import (BenchError, Processes, load_average, log, memory, metric,  # noqa: E402
-                     wait_until)
+from measure import (BenchError, Processes, cpu_ms, load_average, log, memory,  # noqa: E402
+                     metric, wait_until)
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -128,6 +128,7 @@ def main():
         agent = processes.start([args.agent, "-c", str(work / "config.toml"), "run"],
                                 work / "agent.log")
         keys = work / "alerts.txt"
+        cpu_start, wall_start = cpu_ms(agent.pid), time.monotonic()
         last_change, gaps, hwm, anon = None, [], 0, []
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
@@ -146,8 +147,10 @@ def main():
             hwm = max(hwm, figures["vm_hwm_kib"])
             anon.append(figures["rss_anon_kib"])
             time.sleep(0.02)
+        cpu_share = (cpu_ms(agent.pid) - cpu_start) / ((time.monotonic() - wall_start) * 1000)
         url = f"http://{IP}:{METRICS_PORT}/metrics"
         result.update({
+            "cpu_share_of_a_core": round(cpu_share, 3),
             "keys_rewrites": len(gaps) + 1,
             "max_gap_s": round(max(gaps), 3) if gaps else None,
             "max_gap_over_interval": round(max(gaps) / interval, 2) if gaps else None,
