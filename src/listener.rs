@@ -72,18 +72,12 @@ pub async fn serve<H, F>(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
-                backoff.succeeded();
-                stream
-            }
-            Err(e) => {
-                let pause = backoff.failed(&e, &metrics);
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(pause) => continue,
-                }
-            }
+        let stream = match backoff.settle(accepted, &metrics) {
+            Ok(stream) => stream,
+            Err(pause) => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => continue,
+            },
         };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             // Full: closing now frees the descriptor at once; a queued client would
@@ -199,7 +193,7 @@ impl AcceptBackoff {
     }
 
     /// Counts `error` and returns how long to wait before the next accept.
-    pub fn failed(&mut self, error: &std::io::Error, metrics: &Metrics) -> Duration {
+    fn failed(&mut self, error: &std::io::Error, metrics: &Metrics) -> Duration {
         metrics.listener_accept_error(&self.listener);
         if self.failures == 0 {
             tracing::warn!(
@@ -216,7 +210,22 @@ impl AcceptBackoff {
         self.pause
     }
 
-    pub fn succeeded(&mut self) {
+    /// The connection `accepted` holds, or how long to pause after a failed accept.
+    pub fn settle<S, A>(
+        &mut self,
+        accepted: std::io::Result<(S, A)>,
+        metrics: &Metrics,
+    ) -> Result<S, Duration> {
+        match accepted {
+            Ok((stream, _)) => {
+                self.succeeded();
+                Ok(stream)
+            }
+            Err(e) => Err(self.failed(&e, metrics)),
+        }
+    }
+
+    fn succeeded(&mut self) {
         if self.failures > 0 {
             tracing::info!(
                 listener = %self.listener,

@@ -71,18 +71,12 @@ pub async fn run(
                 }
             }
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => {
-                        backoff.succeeded();
-                        stream
-                    }
-                    Err(e) => {
-                        let pause = backoff.failed(&e, &metrics);
-                        tokio::select! {
-                            _ = stop.cancelled() => break,
-                            _ = tokio::time::sleep(pause) => continue,
-                        }
-                    }
+                let stream = match backoff.settle(accepted, &metrics) {
+                    Ok(stream) => stream,
+                    Err(pause) => tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => continue,
+                    },
                 };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     // Full: turn the client away at once rather than queue it.
