@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{EXIT_CONFIG, print};
 use crate::config::{Config, FormatKind};
 use crate::daemon::Generation;
-use crate::evaluation::state::{self, StateWriter};
+use crate::evaluation::state::StateWriter;
 use crate::metrics::Metrics;
 use crate::output::format;
 use crate::prometheus::liveness;
@@ -23,16 +23,10 @@ pub async fn run(config: Config, format_kind: FormatKind) -> ExitCode {
     // A single run cannot wait for `down_after` probes: one failure counts.
     liveness::probe_all(generation.pair(), config.prometheus.probe_timeout.get(), 1).await;
     let mut cycle = generation.into_cycle();
-    let state_path = state::path_in(&config.agent.state_dir);
-    cycle.restore(state::restore(
-        &state_path,
-        jiff::Timestamp::now(),
-        config.agent.state_max_age.get(),
-    ));
+    let mut state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
+    cycle.restore(state.restore());
     let snapshot = cycle.run().await;
     let _ = std::fs::create_dir_all(&config.agent.state_dir);
-    StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get())
-        .save_now(&cycle.saved_state())
-        .await;
+    state.save_now(&cycle.saved_state()).await;
     print(&format::render(format_kind, &snapshot, &Default::default()))
 }

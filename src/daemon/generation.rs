@@ -136,10 +136,11 @@ impl Generation {
         self.cycle
     }
 
-    /// Starts every task of this generation under `token`, with the state `saved`.
+    /// Starts every task of this generation under `token`, with the state `saved` (handed
+    /// on by the generation it replaces), or else the state file's.
     pub fn start(
         self,
-        saved: SavedState,
+        saved: Option<SavedState>,
         metrics: &Arc<Metrics>,
         token: CancellationToken,
     ) -> Running {
@@ -150,7 +151,8 @@ impl Generation {
             forwarder,
             ..
         } = self;
-        cycle.restore(saved);
+        let state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
+        cycle.restore(saved.unwrap_or_else(|| state.restore()));
         tracing::info!(
             host = cycle.host,
             cluster_reporter = cycle.cluster_reporter,
@@ -199,7 +201,6 @@ impl Generation {
             forward_on_own_thread(forwarder, metrics.clone(), token.clone(), &tasks);
         }
         tasks.close();
-        let state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
         Running {
             config,
             pair,

@@ -18,7 +18,6 @@ pub use generation::{BuildError, BuildErrors, Generation, Running};
 use metrics_listener::MetricsListener;
 
 use crate::config::{self, Config, LogConfig};
-use crate::evaluation::state;
 use crate::lifecycle::exit::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::lifecycle::{heap, logging, notify, signals};
 use crate::metrics::Metrics;
@@ -52,12 +51,7 @@ pub async fn run(path: PathBuf, config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let saved = state::restore(
-        &state::path_in(&generation.config.agent.state_dir),
-        jiff::Timestamp::now(),
-        generation.config.agent.state_max_age.get(),
-    );
-    let mut running = generation.start(saved, &metrics, root.child_token());
+    let mut running = generation.start(None, &metrics, root.child_token());
     running.first_probe().await;
     notify::ready();
     let mut timers = Timers::new(&running.config);
@@ -161,7 +155,7 @@ async fn reload(
         *listener = MetricsListener::start(&next.config.metrics, metrics, root, tracker);
     }
     let saved = running.stop(SHUTDOWN_GRACE).await;
-    let running = next.start(saved, metrics, root.child_token());
+    let running = next.start(Some(saved), metrics, root.child_token());
     running.first_probe().await;
     notify::ready();
     running

@@ -102,11 +102,14 @@ pub fn save(path: &Path, state: &SavedState) -> std::io::Result<()> {
 /// start.
 const STATE_REFRESH: Duration = Duration::from_secs(60);
 
-/// Schedules the state file's writes: on the blocking pool after a cycle, when the state
-/// changed or the file is [`STATE_REFRESH`] old, so that a TiDB host's disk sees about one
-/// fsync a minute from it; and at once, waiting for it, at exit and before a reload.
+/// The state file of one configuration: read once at start ([`StateWriter::restore`]);
+/// written on the blocking pool after a cycle, when the state changed or the file is
+/// [`STATE_REFRESH`] old, so that a TiDB host's disk sees about one fsync a minute from
+/// it; and at once, waiting for it, at exit and before a reload.
 pub struct StateWriter {
     path: PathBuf,
+    /// `state_max_age`: older `for` timers are not restored.
+    max_age: Duration,
     refresh: Duration,
     /// The write started after the last cycle, if any; true once written.
     pending: Option<tokio::task::JoinHandle<bool>>,
@@ -120,10 +123,16 @@ impl StateWriter {
         crate::atomic_file::remove_leftovers(&path);
         Self {
             path,
+            max_age: state_max_age,
             refresh: STATE_REFRESH.min(state_max_age / 2),
             pending: None,
             last: None,
         }
+    }
+
+    /// What the file holds now ([`restore`]).
+    pub fn restore(&self) -> SavedState {
+        restore(&self.path, Timestamp::now(), self.max_age)
     }
 
     /// Saves `state` now and waits for it. Failures are logged, never fatal.
