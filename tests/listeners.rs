@@ -543,7 +543,17 @@ fn a_huge_notification_neither_delays_the_keys_nor_outgrows_its_bounds() {
         answers.push(post(webhook_port, &fits, "", LIMIT));
         answers.push(post(webhook_port, &too_big, "", LIMIT));
     });
-    assert_eq!(answers, [Some(200), Some(413)]);
+    assert_eq!(answers[0], Some(200));
+    // The server answers 413 and closes while the client may still be writing: the client
+    // then sees the reset instead of the answer. The server's own count says what it did.
+    assert!(matches!(answers[1], Some(413) | None), "{answers:?}");
+    assert_eq!(
+        metric(
+            metrics_port,
+            "tidb_host_agent_webhook_requests_total{result=\"too_large\"}"
+        ),
+        1.0
+    );
     assert!(
         gap < Duration::from_secs(4),
         "the keys were not written for {gap:?}"
