@@ -8,7 +8,8 @@
 //! - [`receiver`]: the optional webhook receiver, feeding the same pipeline.
 //! - [`cli`]: `tidb-host-agent alerts`.
 //!
-//! [`run`] is the daemon task. Delivery is at least once: a crash between a target's
+//! [`Forwarder::build`] checks a configuration; [`Forwarder::run`] is the daemon task, on a
+//! thread of its own. Delivery is at least once: a crash between a target's
 //! success and its record in the spool sends that event to that target again.
 
 pub mod alert;
@@ -129,9 +130,7 @@ impl Pipeline {
         }
         Ok(events)
     }
-}
 
-impl Pipeline {
     /// Counts the events the spool dropped to make room, and says so once per episode.
     fn note_dropped(&mut self) {
         let dropped = self.spool.take_dropped();
@@ -307,6 +306,7 @@ impl Forwarder {
             &pipeline,
             &wakers,
             &target_names,
+            &metrics,
             &shutdown,
         )
         .await;
@@ -358,33 +358,17 @@ async fn receive(
     }
 }
 
-/// Builds and runs forwarding in one step; a configuration problem ends it with the first
-/// one found.
-pub async fn run(
-    config: AlertmanagerConfig,
-    state_dir: PathBuf,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> Result<(), ForwardError> {
-    match Forwarder::build(&config, &state_dir) {
-        Ok(Some(forwarder)) => forwarder.run(metrics, shutdown).await,
-        Ok(None) => Ok(()),
-        Err(mut problems) => Err(problems.remove(0)),
-    }
-}
-
 async fn poll_loop(
     config: &AlertmanagerConfig,
     clients: &[AlertmanagerClient],
     pipeline: &Mutex<Pipeline>,
     wakers: &Wakers,
     target_names: &[String],
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(config.poll_interval.get());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let metrics = Arc::clone(&pipeline.lock().await.metrics);
-    let metrics = metrics.as_ref();
     let mut reachable: BTreeMap<String, bool> = BTreeMap::new();
     let mut over_max = Bound::default();
     loop {

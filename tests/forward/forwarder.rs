@@ -1,4 +1,4 @@
-//! The forwarder in this process (`forward::run`) and its configs: what the forward tests
+//! The forwarder in this process (`forward::Forwarder`) and its configs: what the forward tests
 //! need of the agent's own types.
 
 use std::path::Path;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// The poll interval of the forwarders under test; `QUIET` spans many polls.
 pub const POLL: config::Duration = config::Duration::from_millis(150);
 
-/// `forward::run` in this process, stopped through its shutdown token.
+/// `forward::Forwarder` built and run in this process, stopped through its shutdown token.
 pub struct Forwarder {
     pub metrics: Arc<Metrics>,
     token: CancellationToken,
@@ -26,12 +26,12 @@ impl Forwarder {
         init_logging();
         let token = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
-        let handle = tokio::spawn(forward::run(
-            config,
-            state_dir.to_owned(),
-            Arc::clone(&metrics),
-            token.clone(),
-        ));
+        let forwarder = match forward::Forwarder::build(&config, state_dir) {
+            Ok(Some(forwarder)) => forwarder,
+            Ok(None) => panic!("forwarding is off in this config"),
+            Err(problems) => panic!("{problems:?}"),
+        };
+        let handle = tokio::spawn(forwarder.run(Arc::clone(&metrics), token.clone()));
         Forwarder {
             metrics,
             token,
