@@ -114,9 +114,10 @@ impl AlertmanagerClient {
         });
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        let name = url.as_str().trim_end_matches('/').to_owned();
+        let name = crate::config::redacted_url(url.as_str());
+        let base = url.as_str().trim_end_matches('/');
         let alerts_url =
-            Url::parse(&format!("{name}/api/v2/alerts")).map_err(|e| ClientError::Url {
+            Url::parse(&format!("{base}/api/v2/alerts")).map_err(|e| ClientError::Url {
                 server: name.clone(),
                 why: e.to_string(),
             })?;

@@ -117,11 +117,8 @@ impl Server {
     pub fn new(config: &ServerConfig, max_body: u64) -> Result<Self, ServerError> {
         let mut base =
             reqwest::Url::parse(&config.url).map_err(|_| ServerError::Url(config.url.clone()))?;
-        // Credentials in the URL are honoured but kept out of the name.
-        let mut name_url = base.clone();
-        let _ = name_url.set_username("");
-        let _ = name_url.set_password(None);
-        let name = name_url.as_str().trim_end_matches('/').to_string();
+        // Credentials and a query string in the URL are honoured but kept out of the name.
+        let name = crate::config::redacted_url(&config.url);
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);

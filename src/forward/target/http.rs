@@ -117,7 +117,8 @@ impl HttpTarget {
                 serde_json::to_string(event).unwrap_or_default()
             }
         };
-        let shown = redact(&parsed);
+        // For logs: without credentials or query string, which may carry tokens.
+        let shown = crate::config::redacted_url(parsed.as_str());
         let response = self
             .client
             .request(self.method.clone(), parsed)
@@ -152,9 +153,4 @@ async fn head(mut response: reqwest::Response) -> String {
     }
     kept.truncate(BODY_KEPT_BYTES);
     String::from_utf8_lossy(&kept).trim_end().to_owned()
-}
-
-/// The URL for logs: without credentials or query string, which may carry tokens.
-fn redact(url: &Url) -> String {
-    crate::config::redacted_url(url.as_str())
 }
