@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the demo need, when they are missing, and
+# Installs the Debian packages the tests, the package checks and the demo need, when
+# they are missing (lintian and rpmlint for the packages; man-db, bash-completion, zsh
+# and fish to use the man page and the completions they install), and
 # stops the daemons those packages start on their default ports (the tests and the demo
 # run their own, on their own addresses). Run by scripts/test.sh and
 # scripts/demo.sh; run it as root on Debian, or with the packages already installed.
@@ -11,10 +13,13 @@ for pair in prometheus:prometheus promtool:prometheus \
             prometheus-blackbox-exporter:prometheus-blackbox-exporter \
             prometheus-node-exporter:prometheus-node-exporter \
             victoria-metrics:victoria-metrics fping:fping ip:iproute2 setpriv:util-linux \
-            unshare:util-linux; do
+            unshare:util-linux \
+            lintian:lintian rpmlint:rpmlint rpm:rpm man:man-db zsh:zsh fish:fish; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
+# Packaging checks (scripts/verify-package.sh): tab completion as an operator's bash has it.
+[ -f /usr/share/bash-completion/bash_completion ] || need_pkgs+=(bash-completion)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${need_pkgs[*]} (run as root, or install them)" >&2

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Verifies the packages on this Debian host, as root (CI runs it from scripts/test.sh):
 #   - builds both with scripts/package.sh, plus the .deb again with a bumped revision;
+#   - lintian on the .deb: no error, at most 2 warnings, each explained in
+#     packaging/README.md; rpmlint on the .rpm (packaging/rpm/rpmlint.toml): no error,
+#     each warning explained there too;
+#   - apt install of the .deb: man tidb-host-agent renders the page; the bash, zsh and
+#     fish completions load from each shell's own directory and complete a command;
+#     --version prints the version and --help lists it;
 #   - install: binary, unit, conffile, sysusers file, user, directories, enable symlink;
 #     the shipped config passes `check`; the daemon runs one cycle as its user and stops
 #     cleanly on SIGTERM;
@@ -55,6 +61,12 @@ command -v file >/dev/null 2>&1 || need+=(file)
 command -v readelf >/dev/null 2>&1 || need+=(binutils)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v rpmlint >/dev/null 2>&1 || need+=(rpmlint)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
+[ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -109,17 +121,102 @@ expect "no debug sections" sh -c "! readelf -S target/release/$NAME | grep -q '\
 binary_size=$(stat -c %s target/release/$NAME)
 ok "size: $binary_size bytes"
 
-step "dpkg -i $(basename "$deb")"
-dpkg -i "$deb" </dev/null
+step "lintian $(basename "$deb")"
+# Explained: a tag named in packaging/README.md, where each remaining one is justified.
+explained() { grep -qF "\`$1\`" packaging/README.md; }
+# Overridden tags (packaging/debian/lintian-overrides, each with its reason) are shown,
+# not counted.
+lintian --show-overrides "$deb" 2>/dev/null | grep -v '^N:' || true
+lintian "$deb" >"$work/lintian.txt" 2>/dev/null || true
+lintian_errors=$(grep -c '^E:' "$work/lintian.txt" || true)
+lintian_warnings=$(grep -c '^W:' "$work/lintian.txt" || true)
+expect_eq "lintian: errors" "$lintian_errors" "0"
+expect "lintian: $lintian_warnings warnings, at most 2" test "$lintian_warnings" -le 2
+for tag in $(sed -n 's/^W: [^:]*: \([^ ]*\).*/\1/p' "$work/lintian.txt" | sort -u); do
+  expect "lintian warning $tag is explained in packaging/README.md" explained "$tag"
+done
+for tag in $(sed -n 's/^[a-z0-9.+-]*: \([a-z0-9-]*\) .*/\1/p' packaging/debian/lintian-overrides); do
+  expect "lintian override $tag is explained in packaging/README.md" explained "$tag"
+done
+
+step "rpmlint $(basename "$rpm_file")"
+rpmlint -c packaging/rpm/rpmlint.toml "$rpm_file" >"$work/rpmlint.txt" 2>&1 || true
+cat "$work/rpmlint.txt"
+rpmlint_summary=$(grep -E '[0-9]+ errors, [0-9]+ warnings' "$work/rpmlint.txt" || true)
+[ -n "$rpmlint_summary" ] || fail "rpmlint printed no summary"
+rpmlint_errors=$(sed -E 's/.* ([0-9]+) errors,.*/\1/' <<<"$rpmlint_summary")
+rpmlint_warnings=$(sed -E 's/.* ([0-9]+) warnings,.*/\1/' <<<"$rpmlint_summary")
+expect_eq "rpmlint: errors" "$rpmlint_errors" "0"
+for tag in $(sed -n 's/^[^ ]*: W: \([^ ]*\).*/\1/p' "$work/rpmlint.txt" | sort -u); do
+  expect "rpmlint warning $tag is explained in packaging/README.md" explained "$tag"
+done
+for tag in $(sed -n 's/^ *"\([a-z-]*\)",$/\1/p' packaging/rpm/rpmlint.toml); do
+  expect "rpmlint filter $tag is explained in packaging/README.md" explained "$tag"
+done
+
+step "apt install ./$(basename "$deb")"
+# apt, as an operator would: it resolves the package's dependencies from what is here.
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download "./$deb" </dev/null
 expect_eq "package state" "$(pkg_status)" "ii"
 expect "binary /usr/bin/$NAME is executable" test -x /usr/bin/$NAME
 expect_eq "binary is the release build" "$(sha256sum </usr/bin/$NAME)" "$(sha256sum <target/release/$NAME)"
-expect_eq "binary version" "$(/usr/bin/$NAME --version)" "$NAME $(dpkg-deb -f "$deb" Version | sed 's/-[^-]*$//')"
+version_upstream=$(dpkg-deb -f "$deb" Version | sed 's/-[^-]*$//')
+expect_eq "binary version (--version)" "$(/usr/bin/$NAME --version)" "$NAME $version_upstream"
 expect "unit /lib/systemd/system/$UNIT is the repository's" cmp -s /lib/systemd/system/$UNIT systemd/$UNIT
 expect "sysusers file /usr/lib/sysusers.d/$NAME.conf" cmp -s /usr/lib/sysusers.d/$NAME.conf packaging/$NAME.sysusers
 expect "config $CONFIG is the shipped default" cmp -s "$CONFIG" packaging/config.toml
 expect "config is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}\n' $NAME | grep -q '^ $CONFIG '"
 expect "docs installed" test -s /usr/share/doc/$NAME/config.example.toml -a -s /usr/share/doc/$NAME/README.md
+expect "changelogs installed: changelog.gz, changelog.Debian.gz" \
+  test -s /usr/share/doc/$NAME/changelog.gz -a -s /usr/share/doc/$NAME/changelog.Debian.gz
+expect_eq "--help lists --version" "$(/usr/bin/$NAME --help | grep -c -- '-V, --version')" "1"
+expect_eq "-V prints the version too" "$(/usr/bin/$NAME -V)" "$(/usr/bin/$NAME --version)"
+
+step "man page and completions"
+# A minimal image may tell dpkg to drop man pages (path-exclude); the page is then
+# checked in the .deb only, and this says so.
+if grep -qs '^path-exclude=/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+  mkdir -p "$work/man" && dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/man" ./usr/share/man
+  man_page=$work/man/usr/share/man/man8/$NAME.8.gz
+  ok "dpkg excludes /usr/share/man on this host: checking the page from the .deb"
+else
+  man_page=/usr/share/man/man8/$NAME.8.gz
+  expect_eq "man -w finds tidb-host-agent(8)" "$(man -w 8 $NAME)" "$man_page"
+fi
+man_text=$(MANWIDTH=80 man -l "$man_page" 2>"$work/man.err" | col -b)
+expect "man renders without warnings" test ! -s "$work/man.err"
+for section in NAME SYNOPSIS OPTIONS COMMANDS "EXIT STATUS" FILES "SEE ALSO" VERSION; do
+  expect "man page section $section" grep -qx "$section" <<<"$man_text"
+done
+for sub in run check explain once alerts ping; do
+  expect "man page describes '$NAME $sub'" grep -q "^   $NAME $sub\$" <<<"$man_text"
+done
+expect "man page version $version_upstream" grep -q "v$version_upstream" <<<"$man_text"
+bash_completion=/usr/share/bash-completion/completions/$NAME
+zsh_completion=/usr/share/zsh/vendor-completions/_$NAME
+fish_completion=/usr/share/fish/vendor_completions.d/$NAME.fish
+# bash: bash-completion's loader finds the file by the command's name, and the function
+# it registers completes a command and an option.
+bash_out=$(bash -c "source /usr/share/bash-completion/bash_completion
+  __load_completion $NAME || exit 1
+  complete -p $NAME
+  COMP_WORDS=($NAME ex); COMP_CWORD=1; COMP_LINE='$NAME ex'; COMP_POINT=\${#COMP_LINE}
+  \$(complete -p $NAME | sed -n 's/.*-F \([^ ]*\) .*/\1/p') $NAME ex $NAME
+  echo \"reply: \${COMPREPLY[*]}\"
+  COMP_WORDS=($NAME check --conn); COMP_CWORD=2; COMP_LINE='$NAME check --conn'; COMP_POINT=\${#COMP_LINE}
+  \$(complete -p $NAME | sed -n 's/.*-F \([^ ]*\) .*/\1/p') $NAME --conn check
+  echo \"reply: \${COMPREPLY[*]}\"" 2>&1) || fail "bash completion did not load: $bash_out"
+expect "bash: the loader registers it ($(head -n 1 <<<"$bash_out"))" grep -q "^complete .* $NAME\$" <<<"$bash_out"
+expect "bash: '$NAME ex<TAB>' completes explain" grep -qx "reply: explain" <<<"$bash_out"
+expect "bash: '$NAME check --conn<TAB>' completes --connect" grep -qx "reply: --connect" <<<"$bash_out"
+# zsh: a clean compinit (no user config) finds it on Debian's fpath.
+expect "zsh: the file parses" zsh -n "$zsh_completion"
+expect_eq "zsh: compinit maps $NAME to _$NAME" \
+  "$(zsh -fc "autoload -Uz compinit && compinit -u -d $work/zcompdump && print -r -- \${_comps[$NAME]}")" "_$NAME"
+# fish: autoloaded from vendor_completions.d when the command is completed.
+expect "fish: the file parses" fish --no-config -n "$fish_completion"
+fish_out=$(fish --no-config -c "complete -C '$NAME ex'" 2>&1 || true)
+expect "fish: '$NAME ex<TAB>' completes explain ($(head -n 1 <<<"$fish_out"))" grep -q "^explain" <<<"$fish_out"
 expect "user $NAME exists" sh -c "getent passwd $NAME >/dev/null"
 expect "group $NAME exists" sh -c "getent group $NAME >/dev/null"
 uid=$(id -u "$NAME")
@@ -218,18 +315,26 @@ echo "-- rpm -qp --configfiles"
 rpm -qp --configfiles "$rpm_file"
 echo "-- rpm -qp --scripts"
 rpm -qp --scripts "$rpm_file"
-# The same files as the .deb; the unit's directory differs by distribution, and the
-# .deb's copyright file is Debian policy (cargo-deb writes it).
+# The same files as the .deb. By distribution: the unit's and zsh's directories, and
+# the upstream changelog's name (Debian: changelog.gz). Debian policy only: copyright,
+# changelog.Debian.gz and the lintian overrides.
+deb_only="^/usr/share/doc/$NAME/\(copyright\|changelog.Debian.gz\)\$\|^/usr/share/lintian/"
 dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' \
-  | sed 's#^/lib/systemd/system/#/usr/lib/systemd/system/#' \
-  | grep -v "^/usr/share/doc/$NAME/copyright\$" | sort >"$work/deb-files"
+  | sed -e 's#^/lib/systemd/system/#/usr/lib/systemd/system/#' \
+        -e 's#^/usr/share/zsh/vendor-completions/#/usr/share/zsh/site-functions/#' \
+        -e "s#^/usr/share/doc/$NAME/changelog.gz\$#/usr/share/doc/$NAME/CHANGELOG.md#" \
+  | grep -v "$deb_only" | sort >"$work/deb-files"
 rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm_file" | awk '$1 !~ /^d/ { print $2 }' | sort >"$work/rpm-files"
 expect "same file set as the .deb" diff -u "$work/deb-files" "$work/rpm-files"
 mkdir -p "$work/deb-root" "$work/rpm-root"
 dpkg-deb -x "$deb" "$work/deb-root"
 mv "$work/deb-root/lib/systemd" "$work/deb-root/usr/lib/systemd"
-rm "$work/deb-root/usr/share/doc/$NAME/copyright"
 rmdir "$work/deb-root/lib"
+mv "$work/deb-root/usr/share/zsh/vendor-completions" "$work/deb-root/usr/share/zsh/site-functions"
+deb_doc=$work/deb-root/usr/share/doc/$NAME
+gunzip -c "$deb_doc/changelog.gz" >"$deb_doc/CHANGELOG.md"
+rm "$deb_doc/changelog.gz" "$deb_doc/copyright" "$deb_doc/changelog.Debian.gz"
+rm -r "$work/deb-root/usr/share/lintian"
 rpm2archive - <"$rpm_file" | tar -xz -C "$work/rpm-root"
 expect "same contents as the .deb" diff -r "$work/deb-root" "$work/rpm-root"
 expect_eq "config files" "$(rpm -qp --configfiles "$rpm_file")" "$CONFIG"
@@ -284,5 +389,6 @@ if [ "$user_existed" = no ]; then
 fi
 
 elapsed=$(($(date +%s) - started))
-printf '\nverify-package.sh: %d checks passed in %ds (building: %ds); under systemd: %s. exposure %s, binary %s bytes\n' \
-  "$checks" "$elapsed" "$build_seconds" "$unit_result" "$exposure" "$binary_size"
+printf '\nverify-package.sh: %d checks passed in %ds (building: %ds); under systemd: %s. exposure %s, binary %s bytes; lintian %s errors %s warnings; rpmlint %s errors %s warnings\n' \
+  "$checks" "$elapsed" "$build_seconds" "$unit_result" "$exposure" "$binary_size" \
+  "$lintian_errors" "$lintian_warnings" "$rpmlint_errors" "$rpmlint_warnings"
