@@ -73,10 +73,26 @@ fn write_all(out: &Path) -> io::Result<()> {
     let mut page = Vec::new();
     man_page(&mut page)?;
     fs::write(out.join(format!("{NAME}.8")), page)?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+    for shell in [Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut Cli::command(), NAME, out.join("completions"))?;
     }
+    fs::write(
+        out.join("completions").join(format!("{NAME}.bash")),
+        bash_completion(),
+    )?;
     Ok(())
+}
+
+/// clap_complete's bash script, with the labels of its per-command arms spelled the way
+/// its dispatch loop spells them. With a `-` in the program's name it writes
+/// `tidb__subcmd__host__subcmd__agent__subcmd__check)` for the state
+/// `tidb__host__agent__subcmd__check`, so nothing after a command completed
+/// (clap-rs/clap#6421, open for clap_complete 4.6.12).
+fn bash_completion() -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(Shell::Bash, &mut Cli::command(), NAME, &mut script);
+    String::from_utf8_lossy(&script)
+        .replace(&NAME.replace('-', "__subcmd__"), &NAME.replace('-', "__"))
 }
 
 /// One page for the program and its commands: the top-level sections from clap_mangen,
@@ -84,7 +100,9 @@ fn write_all(out: &Path) -> io::Result<()> {
 /// own subcommand list would point at a page per command, which is not shipped).
 fn man_page(w: &mut dyn Write) -> io::Result<()> {
     let cmd = Cli::command();
-    let man = Man::new(cmd.clone()).section("8").manual("System Administration");
+    let man = Man::new(cmd.clone())
+        .section("8")
+        .manual("System Administration");
     man.render_title(w)?;
     man.render_name_section(w)?;
     man.render_synopsis_section(w)?;
@@ -154,8 +172,17 @@ mod tests {
         // One heading per section: the commands' own .SH lines were dropped.
         assert_eq!(page.matches(".SH SYNOPSIS").count(), 1, "{page}");
         assert_eq!(page.matches(".SH OPTIONS").count(), 1, "{page}");
-        for section in ["COMMANDS", "\"EXIT STATUS\"", "FILES", "\"SEE ALSO\"", "VERSION"] {
-            assert!(page.contains(&format!(".SH {section}")), "no {section}:\n{page}");
+        for section in [
+            "COMMANDS",
+            "\"EXIT STATUS\"",
+            "FILES",
+            "\"SEE ALSO\"",
+            "VERSION",
+        ] {
+            assert!(
+                page.contains(&format!(".SH {section}")),
+                "no {section}:\n{page}"
+            );
         }
         assert!(page.contains(env!("CARGO_PKG_VERSION")), "{page}");
     }
@@ -166,13 +193,37 @@ mod tests {
     }
 
     #[test]
+    fn every_bash_state_has_its_case_arm() {
+        let script = bash_completion();
+        let states: Vec<&str> = script
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("cmd=\""))
+            .filter_map(|l| l.strip_suffix('"'))
+            .filter(|state| !state.is_empty())
+            .collect();
+        assert!(
+            states.contains(&"tidb__host__agent__subcmd__check"),
+            "{states:?}"
+        );
+        for state in states {
+            let arm = format!("        {state})");
+            assert!(script.lines().any(|l| l == arm), "no arm for {state}");
+        }
+    }
+
+    #[test]
     fn completions_name_the_commands_and_options() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         write_all(dir.path()).unwrap_or_else(|e| panic!("writing: {e}"));
-        for file in ["tidb-host-agent.bash", "_tidb-host-agent", "tidb-host-agent.fish"] {
+        for file in [
+            "tidb-host-agent.bash",
+            "_tidb-host-agent",
+            "tidb-host-agent.fish",
+        ] {
             let text = fs::read_to_string(dir.path().join("completions").join(file))
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
-            for word in ["explain", "--config", "--connect", "--version"] {
+            // Long options without their dashes: fish writes `-l connect`.
+            for word in ["explain", "config", "connect", "version"] {
                 assert!(text.contains(word), "{file} lacks {word}");
             }
         }
