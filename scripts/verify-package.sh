@@ -213,9 +213,11 @@ expect "bash: '$NAME check --conn<TAB>' completes --connect" grep -qx "reply: --
 expect "zsh: the file parses" zsh -n "$zsh_completion"
 expect_eq "zsh: compinit maps $NAME to _$NAME" \
   "$(zsh -fc "autoload -Uz compinit && compinit -u -d $work/zcompdump && print -r -- \${_comps[$NAME]}")" "_$NAME"
-# fish: autoloaded from vendor_completions.d when the command is completed.
+# fish: autoloaded from vendor_completions.d when the command is completed (a fresh
+# HOME: no user's configuration; --no-config would empty fish_complete_path).
 expect "fish: the file parses" fish --no-config -n "$fish_completion"
-fish_out=$(fish --no-config -c "complete -C '$NAME ex'" 2>&1 || true)
+mkdir -p "$work/fish-home"
+fish_out=$(cd "$work" && HOME=$work/fish-home fish -c "complete -C '$NAME ex'" 2>&1 || true)
 expect "fish: '$NAME ex<TAB>' completes explain ($(head -n 1 <<<"$fish_out"))" grep -q "^explain" <<<"$fish_out"
 expect "user $NAME exists" sh -c "getent passwd $NAME >/dev/null"
 expect "group $NAME exists" sh -c "getent group $NAME >/dev/null"
@@ -278,12 +280,19 @@ exposure=$(printf '%s\n' "$security_out" | sed -n 's/.*Overall exposure level fo
 [ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level"
 expect "exposure $exposure <= $MAX_EXPOSURE" awk -v e="$exposure" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(e <= m) }'
 
-step "upgrade to $version_bumped keeps an edited config"
+step "upgrade to $version_bumped keeps an edited config and a disabled unit"
 sed -i 's/^interval = "15s"/interval = "30s"  # edited by verify-package.sh/' "$CONFIG"
 expect "config edited" grep -q 'edited by verify-package.sh' "$CONFIG"
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl --quiet disable "$UNIT" 2>/dev/null
+  expect "unit disabled by the administrator" test ! -e "$WANTS_LINK"
+fi
 # stdin closed: a conffile prompt would fail here instead of hanging.
 dpkg -i "$deb_bumped" </dev/null
 expect_eq "package state" "$(pkg_status)" "ii"
+if command -v systemctl >/dev/null 2>&1; then
+  expect "the upgrade left it disabled (deb-systemd-helper remembers)" test ! -e "$WANTS_LINK" -a ! -L "$WANTS_LINK"
+fi
 expect_eq "installed version" "$(dpkg-query -W -f='${Version}' "$NAME")" "$version_bumped"
 expect "the edit survived" grep -q 'edited by verify-package.sh' "$CONFIG"
 expect "no .dpkg-new/.dpkg-dist beside it" sh -c "! ls /etc/$NAME/ | grep -q dpkg"

@@ -21,7 +21,9 @@
 #     and refuses a bad one while the agent runs on; stop exits 0 and removes
 #     /run/tidb-host-agent; a bad config fails ExecStartPre with 78 and the retries
 #     stop at the start limit;
-#   - dpkg -r stops the agent and keeps the config; dpkg -P removes it.
+#   - dpkg -r stops the agent and keeps the config; dpkg -P removes it;
+#   - with a policy-rc.d that forbids starts (exit 101, as in image builds), dpkg -i
+#     enables the unit and does not start it.
 # The unit runs as installed, plus a test drop-in that drops the default sysinit/basic
 # dependencies (their units would act on the host) and shortens WatchdogSec and
 # RestartSec so that feeding and retries show within seconds.
@@ -51,6 +53,13 @@ if [ "${1:-}" = "--pid1" ]; then
   umount -R /sys/fs/cgroup
   mount -t cgroup2 cgroup2 /sys/fs/cgroup
   ip link set lo up
+  # A booted host has no policy-rc.d; a container image's ("exit 101": start nothing)
+  # would stop deb-systemd-invoke here. The checks below change this one's answer.
+  if [ -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 0\n' >/run/tha/policy-rc.d
+    chmod 0755 /run/tha/policy-rc.d
+    mount --bind /run/tha/policy-rc.d /usr/sbin/policy-rc.d
+  fi
   touch /run/tha/console.log
   mount --bind /run/tha/console.log /dev/console
   export container=tidb-host-agent-verify
@@ -289,5 +298,16 @@ expect_eq "dpkg -r: the unit is gone" "$(prop LoadState)" "not-found"
 in_ns dpkg -P "$NAME" >"$work/dpkg.log" 2>&1 </dev/null || fail "dpkg -P: $(cat "$work/dpkg.log")"
 [ ! -e "$CONFIG" ] || fail "dpkg -P kept the config"
 ok "dpkg -r kept the config; dpkg -P removed it"
+
+# deb-systemd-invoke asks policy-rc.d first, as image builds expect.
+if in_ns test -e /run/tha/policy-rc.d; then
+  in_ns sh -c 'printf "#!/bin/sh\nexit 101\n" >/run/tha/policy-rc.d'
+  in_ns dpkg -i /run/tha/agent.deb >"$work/dpkg.log" 2>&1 </dev/null || fail "dpkg -i (policy-rc.d 101): $(cat "$work/dpkg.log")"
+  expect_eq "policy-rc.d 101: enabled, not started" \
+    "$(in_ns systemctl is-enabled "$UNIT") $(prop ActiveState)" "enabled inactive"
+  in_ns dpkg -P "$NAME" >"$work/dpkg.log" 2>&1 </dev/null || fail "dpkg -P: $(cat "$work/dpkg.log")"
+else
+  echo "  (no policy-rc.d on this host: the policy check needs one to bind over)"
+fi
 
 printf 'verify-unit-systemd.sh: %d checks passed in %ds\n' "$checks" "$(($(date +%s) - started))"
