@@ -101,7 +101,9 @@ build_started=$(date +%s)
 scripts/package.sh | tee "$work/package.log"
 deb=$(sed -n 's/^deb: *//p' "$work/package.log")
 rpm_file=$(sed -n 's/^rpm: *//p' "$work/package.log")
-PACKAGE_NO_BUILD=1 DEB_REVISION=99 scripts/package.sh >"$work/package-bumped.log"
+# The bumped .deb also shows that the maintainer is set at packaging time.
+bumped_maintainer='Verify Package <verify-package@example.org>'
+PACKAGE_NO_BUILD=1 DEB_REVISION=99 PACKAGE_MAINTAINER=$bumped_maintainer scripts/package.sh >"$work/package-bumped.log"
 deb_bumped=$(sed -n 's/^deb: *//p' "$work/package-bumped.log")
 # The bumped .deb must not be left in dist/ where it would pass for the release.
 mv "$deb_bumped" "$work/"
@@ -113,6 +115,13 @@ expect "the .rpm exists: $rpm_file" test -s "$rpm_file"
 version=$(dpkg-deb -f "$deb" Version)
 version_bumped=$(dpkg-deb -f "$deb_bumped" Version)
 expect "$version_bumped is newer than $version" dpkg --compare-versions "$version_bumped" gt "$version"
+expect_eq "PACKAGE_MAINTAINER sets the Maintainer" "$(dpkg-deb -f "$deb_bumped" Maintainer)" "$bumped_maintainer"
+dpkg-deb --fsys-tarfile "$deb_bumped" | tar -xO ./usr/share/doc/$NAME/changelog.Debian.gz | gunzip >"$work/changelog.Debian"
+expect "... and signs changelog.Debian: $(tail -n 1 "$work/changelog.Debian")" \
+  grep -q "^ -- $bumped_maintainer  " "$work/changelog.Debian"
+expect "changelog.Debian names $version_bumped" grep -q "^$NAME ($version_bumped) " "$work/changelog.Debian"
+expect "package.sh refuses a maintainer without an address" \
+  sh -c "! PACKAGE_NO_BUILD=1 PACKAGE_MAINTAINER=nobody scripts/package.sh >/dev/null 2>&1"
 
 step "release binary"
 binary_info=$(file -b target/release/$NAME)
