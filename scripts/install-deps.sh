@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests, the package checks and the demo need, when
-# they are missing (lintian and rpmlint for the packages; man-db, bash-completion, zsh
-# and fish to use the man page and the completions they install), and
-# stops the daemons those packages start on their default ports (the tests and the demo
-# run their own, on their own addresses). Run by scripts/test.sh and
+# they are missing (for scripts/verify-package.sh: lintian, rpmlint and rpm, and man-db,
+# bash-completion, zsh and fish to use the man page and completions the packages
+# install), and stops the daemons those packages start on their default ports (the tests
+# and the demo run their own, on their own addresses). Run by scripts/test.sh and
 # scripts/demo.sh; run it as root on Debian, or with the packages already installed.
 set -euo pipefail
 
