@@ -117,6 +117,11 @@ impl Generation {
             rules: plan.evaluated(),
             components,
             prometheus_key: plan.prometheus_key(&config),
+            probing: liveness::Probing {
+                timeout: config.prometheus.probe_timeout.get(),
+                down_after: config.prometheus.down_after,
+            },
+            query_timeout: config.prometheus.timeout.get(),
         });
         Ok(Self {
             config,
@@ -190,13 +195,6 @@ impl Generation {
                 ));
             }
         }
-        tasks.spawn(liveness::run(
-            pair.clone(),
-            config.agent.interval.get(),
-            config.prometheus.probe_timeout.get(),
-            config.prometheus.down_after,
-            token.clone(),
-        ));
         if let Some(forwarder) = forwarder {
             forward_on_own_thread(forwarder, metrics.clone(), token.clone(), &tasks);
         }
