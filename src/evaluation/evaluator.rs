@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use super::sources::{Decisions, Source};
 use super::{ForState, Observation};
 use crate::config::OnNoData;
-use crate::config::QueryMode;
 use crate::metrics::Metrics;
 use crate::plan::PlannedRule;
 use crate::prometheus::alerts::{self, AlertsState};
@@ -256,9 +255,7 @@ impl Evaluator {
             since: next.since(),
         }
     }
-}
 
-impl Evaluator {
     /// The entry of a key read from the pair's alerts: Prometheus owns its `for`.
     fn follow(&mut self, rule: &PlannedRule, alert: AlertsState, now: Timestamp) -> Entry {
         self.metrics.rule_evaluation(match alert {
@@ -384,12 +381,8 @@ async fn read_alerts(
         .iter()
         .enumerate()
         .map(|(n, (i, _))| {
-            let states = per_server.iter().map(|s| s[n]);
-            let combined = match pair.mode() {
-                QueryMode::All => states.min(),
-                QueryMode::Any | QueryMode::Failover => states.max(),
-            };
-            let outcome = match combined {
+            let states = per_server.iter().filter_map(|s| s.get(n).copied());
+            let outcome = match alerts::combine(pair.mode(), states) {
                 Some(state) => Outcome::Alert(state),
                 None => Outcome::Evaluated(Verdict::Unknown),
             };

@@ -3,6 +3,7 @@
 //! firing, pending, or not at all on this host.
 
 use super::server::QueryAnswer;
+use crate::config::QueryMode;
 use crate::promql::HostScope;
 
 /// A rule's alert as one server has it. Ordered, so that `any` is the most and `all` the
@@ -72,6 +73,16 @@ pub fn states(answer: &QueryAnswer, wanted: &[Wanted<'_>], host: &HostScope) -> 
                 .unwrap_or(AlertsState::Inactive)
         })
         .collect()
+}
+
+/// One rule's state over the answering servers' `states` under `mode`: `failover` asks
+/// one server, whose state it is; `any` takes the most advanced state any server has;
+/// `all` the least advanced that every server has. `None` when no server answered.
+pub fn combine(mode: QueryMode, states: impl Iterator<Item = AlertsState>) -> Option<AlertsState> {
+    match mode {
+        QueryMode::All => states.min(),
+        QueryMode::Any | QueryMode::Failover => states.max(),
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +187,22 @@ mod tests {
                 AlertsState::Inactive
             ]
         );
+    }
+
+    #[test]
+    fn any_takes_the_most_and_all_the_least_advanced_state() {
+        use AlertsState::{Firing, Inactive, Pending};
+        let two = [Firing, Pending];
+        assert_eq!(combine(QueryMode::Any, two.into_iter()), Some(Firing));
+        assert_eq!(combine(QueryMode::All, two.into_iter()), Some(Pending));
+        assert_eq!(
+            combine(QueryMode::All, [Firing, Inactive].into_iter()),
+            Some(Inactive)
+        );
+        assert_eq!(
+            combine(QueryMode::Failover, [Pending].into_iter()),
+            Some(Pending)
+        );
+        assert_eq!(combine(QueryMode::Any, std::iter::empty()), None);
     }
 }
