@@ -1,5 +1,5 @@
 //! The test sandbox as a standalone program, for the demo and for poking at by hand:
-//! `cargo run --example sandbox [-- --victoria-metrics] [--block N]`.
+//! `cargo run --example sandbox [-- --victoria-metrics] [--upstream-rules] [--block N]`.
 //!
 //! It starts the sandbox of the end-to-end tests on block 0 (exactly 127.0.1.1, 127.0.1.2
 //! and 127.0.1.10), prints one `ready …` line with the server URLs, then runs until killed
@@ -30,6 +30,7 @@ fn parse_args() -> Result<SandboxOptions, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--victoria-metrics" => options.server_b = ServerKind::VictoriaMetrics,
+            "--upstream-rules" => options.upstream_rules = true,
             "--block" => {
                 let value = args.next().ok_or("--block needs a number")?;
                 let block = value.parse().map_err(|e| format!("--block {value}: {e}"))?;
