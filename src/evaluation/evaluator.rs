@@ -158,12 +158,12 @@ impl Evaluator {
 
     fn apply(&mut self, rule: &PlannedRule, verdict: Verdict, now: Timestamp) -> Entry {
         let observation = match &verdict {
-            Verdict::True => Observation::True,
+            Verdict::True(_) => Observation::True,
             Verdict::False => Observation::False,
             Verdict::Unknown | Verdict::RuleError(_) => Observation::Unknown,
         };
         self.metrics.rule_evaluation(match &verdict {
-            Verdict::True => "true",
+            Verdict::True(_) => "true",
             Verdict::False => "false",
             Verdict::Unknown => "unknown",
             Verdict::RuleError(_) => "error",
@@ -206,6 +206,10 @@ impl Evaluator {
             component: rule.component.clone(),
             state,
             since: next.since(),
+            reasons: match verdict {
+                Verdict::True(reasons) => reasons,
+                _ => Vec::new(),
+            },
         }
     }
 }

@@ -2,6 +2,7 @@
 //! preference and modes ([`pair`]), and the liveness probe ([`liveness`]).
 
 pub mod batch;
+pub mod evidence;
 pub mod liveness;
 pub mod pair;
 pub mod server;
