@@ -79,6 +79,26 @@ pub struct Snapshot {
     /// Seconds between cycles, for formats that carry a step (falcon).
     pub step_secs: u64,
     pub entries: Vec<Entry>,
+    /// Why `Agent_degraded` is 1; empty when it is 0.
+    #[serde(default)]
+    pub degraded: Degraded,
+}
+
+/// What makes the agent itself degraded (`Agent_degraded`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// Keys unknown for several cycles in a row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_keys: Vec<String>,
+    /// Sinks whose last write failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_sinks: Vec<String>,
+}
+
+impl Degraded {
+    pub fn is_degraded(&self) -> bool {
+        !self.unknown_keys.is_empty() || !self.failing_sinks.is_empty()
+    }
 }
 
 impl Snapshot {
@@ -96,6 +116,7 @@ impl Snapshot {
             timestamp,
             step_secs,
             entries,
+            degraded: Degraded::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! One cycle of this host, start to end: the components present, every rule that applies
 //! through the `for` state machine, the daemon's own keys (Prometheus liveness, ping)
-//! handed in by their tasks, and the snapshot that goes to the sinks.
+//! handed in by their tasks, `Agent_degraded` over all of them, and the snapshot that
+//! goes to the sinks.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use super::Evaluator;
+use super::degraded::DegradedWatch;
 use super::state::SavedState;
 use crate::discovery::ComponentDetector;
 use crate::plan::PlannedRule;
@@ -28,6 +30,7 @@ pub struct HostCycle {
     prometheus_key: (String, String),
     /// Keys computed by other tasks (ping), as they last sent them.
     computed: Vec<watch::Receiver<Vec<Entry>>>,
+    degraded: DegradedWatch,
 }
 
 /// What a [`HostCycle`] is made of.
@@ -40,6 +43,8 @@ pub struct Parts {
     pub rules: Vec<PlannedRule>,
     pub components: ComponentDetector,
     pub prometheus_key: (String, String),
+    /// The key of `Agent_degraded`.
+    pub degraded_key: String,
 }
 
 impl HostCycle {
@@ -54,6 +59,7 @@ impl HostCycle {
             components: parts.components,
             prometheus_key: parts.prometheus_key,
             computed: Vec::new(),
+            degraded: DegradedWatch::new(parts.degraded_key),
         }
     }
 
@@ -67,8 +73,9 @@ impl HostCycle {
         self.computed.push(entries);
     }
 
-    /// One cycle: detection when due, every rule, the computed keys.
-    pub async fn run(&mut self) -> Snapshot {
+    /// One cycle: detection when due, every rule, the computed keys, and
+    /// `Agent_degraded` from them and the sinks whose last write failed.
+    pub async fn run(&mut self, failing_sinks: Vec<String>) -> Snapshot {
         let now = Timestamp::now();
         let components = self.components.present(&self.pair, now).await;
         let mut entries = self
@@ -80,7 +87,11 @@ impl HostCycle {
         for rx in &self.computed {
             entries.extend(rx.borrow().iter().cloned());
         }
-        Snapshot::new(self.host.clone(), now, self.step_secs, entries)
+        let (degraded_entry, degraded) = self.degraded.observe(&entries, failing_sinks, now);
+        entries.push(degraded_entry);
+        let mut snapshot = Snapshot::new(self.host.clone(), now, self.step_secs, entries);
+        snapshot.degraded = degraded;
+        snapshot
     }
 
     /// What the state file holds now: `for` states and components.

@@ -2,7 +2,7 @@
 
 mod agent;
 mod falcon;
-mod json;
+pub mod json;
 mod plain;
 mod prometheus;
 
