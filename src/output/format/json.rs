@@ -113,7 +113,10 @@ mod tests {
         let doc = Document::parse(&bytes).unwrap();
         assert_eq!(doc.degraded.as_ref(), &snapshot.degraded);
         assert_eq!(doc.interval_secs, 15);
-        assert_eq!(doc.values[1].reasons.as_ref(), snapshot.entries[1].reasons.as_slice());
+        assert_eq!(
+            doc.values[1].reasons.as_ref(),
+            snapshot.entries[1].reasons.as_slice()
+        );
         assert!(doc.values[0].reasons.is_empty());
     }
 }
