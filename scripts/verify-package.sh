@@ -120,6 +120,10 @@ expect "sysusers file /usr/lib/sysusers.d/$NAME.conf" cmp -s /usr/lib/sysusers.d
 expect "config $CONFIG is the shipped default" cmp -s "$CONFIG" packaging/config.toml
 expect "config is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}\n' $NAME | grep -q '^ $CONFIG '"
 expect "docs installed" test -s /usr/share/doc/$NAME/config.example.toml -a -s /usr/share/doc/$NAME/README.md
+for f in packaging/zabbix/*; do
+  expect "Zabbix file /usr/share/$NAME/zabbix/$(basename "$f") is the repository's" \
+    cmp -s "/usr/share/$NAME/zabbix/$(basename "$f")" "$f"
+done
 expect "user $NAME exists" sh -c "getent passwd $NAME >/dev/null"
 expect "group $NAME exists" sh -c "getent group $NAME >/dev/null"
 uid=$(id -u "$NAME")
