@@ -19,8 +19,8 @@
 #     (ProtectProc=default): another user's `tikv-server` is detected; the file and
 #     socket sinks in StateDirectory/RuntimeDirectory; reload applies a good config
 #     and refuses a bad one while the agent runs on; stop exits 0 and removes
-#     /run/tidb-host-agent (and the snapshot, readable by other users); a bad config fails ExecStartPre with 78 and the retries
-#     stop at the start limit;
+#     /run/tidb-host-agent; the published snapshot is readable by another user; a bad
+#     config fails ExecStartPre with 78 and the retries stop at the start limit;
 #   - dpkg -r stops the agent and keeps the config; dpkg -P removes it.
 # The unit runs as installed, plus a test drop-in that drops the default sysinit/basic
 # dependencies (their units would act on the host) and shortens WatchdogSec and
