@@ -26,3 +26,4 @@ mod no_server;
 mod one_server_down;
 mod steady;
 mod tikv_down;
+mod zabbix_status;
