@@ -36,17 +36,17 @@ fn published(agent: &Agent) -> Option<serde_json::Value> {
 }
 
 fn value_of(doc: &serde_json::Value, key: &str) -> Option<u64> {
-    doc["values"]
-        .as_array()?
-        .iter()
-        .find(|v| v["key"] == key)?["value"]
-        .as_u64()
+    doc["values"].as_array()?.iter().find(|v| v["key"] == key)?["value"].as_u64()
 }
 
 fn strings(value: &serde_json::Value) -> Vec<String> {
     value
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -96,7 +96,10 @@ path = "{dir}/missing/alerts.txt"
         "{unknown:?}"
     );
     assert_eq!(strings(&doc["degraded"]["unknown_keys"]), unknown);
-    assert_eq!(strings(&doc["degraded"]["failing_sinks"]), [failing.clone()]);
+    assert_eq!(
+        strings(&doc["degraded"]["failing_sinks"]),
+        [failing.as_str()]
+    );
 
     // The table names both, and exits 1 (a key is 1).
     let out = status(&agent, &[]);
@@ -106,7 +109,10 @@ path = "{dir}/missing/alerts.txt"
         .lines()
         .find(|l| l.starts_with(DEGRADED))
         .unwrap_or_else(|| panic!("no {DEGRADED} in:\n{table}"));
-    assert!(line.contains(&format!("last write failed: {failing}")), "{line}");
+    assert!(
+        line.contains(&format!("last write failed: {failing}")),
+        "{line}"
+    );
     assert!(
         line.contains(&format!("unknown for 3+ cycles: {}", unknown.join(", "))),
         "{line}"

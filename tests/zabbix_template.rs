@@ -29,7 +29,10 @@ fn list<'a>(value: &'a Value, field: &str) -> &'a Vec<Value> {
 
 /// The template's name as trigger expressions must spell it.
 fn host(template: &Value) -> String {
-    template["template"].as_str().expect("template name").to_owned()
+    template["template"]
+        .as_str()
+        .expect("template name")
+        .to_owned()
 }
 
 #[test]
@@ -154,9 +157,17 @@ fn the_include_serves_every_key_the_template_uses_and_uuids_are_unique() {
     }
     let mut uuids: Vec<&str> = TEMPLATE
         .lines()
-        .filter_map(|l| l.trim_start().trim_start_matches("- ").strip_prefix("uuid: "))
+        .filter_map(|l| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix("uuid: ")
+        })
         .collect();
-    assert!(uuids.iter().all(|u| u.len() == 32 && u.chars().all(|c| c.is_ascii_hexdigit())));
+    assert!(
+        uuids
+            .iter()
+            .all(|u| u.len() == 32 && u.chars().all(|c| c.is_ascii_hexdigit()))
+    );
     let count = uuids.len();
     uuids.sort();
     uuids.dedup();

@@ -33,7 +33,7 @@ pub struct Value<'a> {
     pub reasons: Cow<'a, [Reason]>,
 }
 
-fn is_fine(degraded: &Cow<'_, Degraded>) -> bool {
+fn is_fine(degraded: &Degraded) -> bool {
     !degraded.is_degraded()
 }
 
