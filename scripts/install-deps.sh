@@ -13,7 +13,7 @@ for pair in prometheus:prometheus promtool:prometheus \
             prometheus-blackbox-exporter:prometheus-blackbox-exporter \
             prometheus-node-exporter:prometheus-node-exporter \
             victoria-metrics:victoria-metrics fping:fping ip:iproute2 setpriv:util-linux \
-            unshare:util-linux \
+            unshare:util-linux zabbix_agent2:zabbix-agent2 \
             lintian:lintian rpmlint:rpmlint rpm:rpm man:man-db zsh:zsh fish:fish; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need_pkgs+=("$pkg")
@@ -32,7 +32,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 # Debian's packages start their daemons on the default ports; the tests use their own
 # addresses, but stop those to keep the machine quiet.
-for svc in prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-node-exporter victoria-metrics; do
+for svc in prometheus prometheus-alertmanager prometheus-blackbox-exporter prometheus-node-exporter victoria-metrics zabbix-agent2; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -199,7 +199,7 @@ expect "man renders without warnings" test ! -s "$work/man.err"
 for section in NAME SYNOPSIS OPTIONS COMMANDS "EXIT STATUS" FILES "SEE ALSO" VERSION; do
   expect "man page section $section" grep -qx "$section" <<<"$man_text"
 done
-for sub in run check explain once alerts ping; do
+for sub in run check explain once alerts ping status zabbix; do
   expect "man page describes '$NAME $sub'" grep -q "^   $NAME $sub\$" <<<"$man_text"
 done
 expect "man page version $version_upstream" grep -q "v$version_upstream" <<<"$man_text"
@@ -230,6 +230,10 @@ expect "fish: the file parses" fish --no-config -n "$fish_completion"
 mkdir -p "$work/fish-home"
 fish_out=$(cd "$work" && HOME=$work/fish-home fish -c "complete -C '$NAME ex'" 2>&1 || true)
 expect "fish: '$NAME ex<TAB>' completes explain ($(head -n 1 <<<"$fish_out"))" grep -q "^explain" <<<"$fish_out"
+for f in packaging/zabbix/*; do
+  expect "Zabbix file /usr/share/$NAME/zabbix/$(basename "$f") is the repository's" \
+    cmp -s "/usr/share/$NAME/zabbix/$(basename "$f")" "$f"
+done
 expect "user $NAME exists" sh -c "getent passwd $NAME >/dev/null"
 expect "group $NAME exists" sh -c "getent group $NAME >/dev/null"
 uid=$(id -u "$NAME")

@@ -19,8 +19,8 @@
 #     (ProtectProc=default): another user's `tikv-server` is detected; the file and
 #     socket sinks in StateDirectory/RuntimeDirectory; reload applies a good config
 #     and refuses a bad one while the agent runs on; stop exits 0 and removes
-#     /run/tidb-host-agent; a bad config fails ExecStartPre with 78 and the retries
-#     stop at the start limit;
+#     /run/tidb-host-agent; the published snapshot is readable by another user; a bad
+#     config fails ExecStartPre with 78 and the retries stop at the start limit;
 #   - dpkg -r stops the agent and keeps the config; dpkg -P removes it;
 #   - with a policy-rc.d that forbids starts (exit 101, as in image builds), dpkg -i
 #     enables the unit and does not start it.
@@ -256,6 +256,13 @@ ok "process table: another user's tikv-server detected (TiDB.tikv.* keys)"
 status_text=$(prop StatusText)
 case "$status_text" in *keys*) ok "STATUS=: $status_text" ;; *) fail "no STATUS text: '$status_text'" ;; esac
 expect_eq "unix sink socket" "$(in_ns stat -c '%F %U:%G %a' /run/$NAME/alerts.sock)" "socket $NAME:$NAME 660"
+# The published snapshot ($RUNTIME_DIRECTORY/snapshot.json): readable by any user, as
+# Zabbix agent 2's `zabbix` user reads it with no grant.
+until_ok 10 in_ns test -s /run/$NAME/snapshot.json || fail "no snapshot in /run/$NAME"
+expect_eq "published snapshot: owner, mode, directory mode" \
+  "$(in_ns stat -c '%U %a' /run/$NAME/snapshot.json) $(in_ns stat -c %a /run/$NAME)" "$NAME 644 755"
+expect_eq "another user (nobody, like zabbix) reads it fresh: zabbix stale" \
+  "$(in_ns setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/$NAME zabbix stale)" "0"
 sleep 6 # three watchdog periods
 expect_eq "watchdog fed: still active, same main PID, no restart" \
   "$(prop ActiveState) $(prop MainPID) $(prop NRestarts)" "active $main_pid 0"

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DEFAULT_PATH, FormatKind};
+use crate::config::{DEFAULT_PATH, DEFAULT_SNAPSHOT_PATH, FormatKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +58,38 @@ pub enum Command {
     },
     /// Ping targets once, fping-style (needs no configuration).
     Ping(crate::ping::cli::PingArgs),
+    /// Print the running daemon's latest snapshot: each key's value, state, since and
+    /// level, and why each key at 1 or pending is so. Exit 0 when no key is 1, 1 when
+    /// some is, 3 when the daemon is not running or its snapshot is stale.
+    Status {
+        /// Print the snapshot's json document instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        snapshot: SnapshotArg,
+    },
+    /// What the Zabbix agent 2 include calls: discovery, one key's value, the agent's
+    /// health (reads the snapshot, like `status`).
+    Zabbix {
+        #[command(subcommand)]
+        query: crate::commands::zabbix::ZabbixQuery,
+        #[command(flatten)]
+        snapshot: SnapshotArg,
+    },
+}
+
+/// Where the running daemon publishes its snapshot (`[agent] snapshot_file`); read
+/// without the configuration, which the Zabbix agent's user cannot read.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SnapshotArg {
+    /// The published snapshot.
+    #[arg(
+        long = "snapshot",
+        value_name = "PATH",
+        env = "TIDB_HOST_AGENT_SNAPSHOT",
+        default_value = DEFAULT_SNAPSHOT_PATH
+    )]
+    pub path: PathBuf,
 }
 
 /// `-c PATH` after a subcommand, for operators who type `check -c FILE`. `ping` has
@@ -78,7 +110,7 @@ impl Command {
             | Command::Explain { config: c, .. }
             | Command::Once { config: c, .. }
             | Command::Alerts { config: c, .. } => c.config.as_ref(),
-            Command::Ping(_) => None,
+            Command::Ping(_) | Command::Status { .. } | Command::Zabbix { .. } => None,
         }
     }
 }

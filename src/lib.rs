@@ -22,7 +22,8 @@
 //! - [`atomic_file`]: files replaced atomically, never through a planted link.
 //! - [`error`]: an error with its causes, for the top to print.
 //! - [`daemon`]: generations, reload and shutdown: the `run` command.
-//! - [`commands`]: `check`, `explain` and `once`.
+//! - [`commands`]: `check`, `explain` and `once`; `status` and `zabbix` (the published
+//!   snapshot).
 
 pub mod atomic_file;
 pub mod cli;

@@ -50,6 +50,11 @@ fn main() -> ExitCode {
             logging::init_stderr();
             return runtime.block_on(tidb_host_agent::ping::cli::main(args));
         }
+        // Read the daemon's snapshot, not the config (Zabbix's user cannot read it).
+        Command::Status { json, snapshot } => return commands::status::run(&snapshot.path, json),
+        Command::Zabbix { query, snapshot } => {
+            return commands::zabbix::run(&snapshot.path, &query);
+        }
         other => other,
     };
     let path = command.config_override().cloned().unwrap_or(cli.config);
@@ -81,6 +86,9 @@ fn main() -> ExitCode {
             logging::init_stderr();
             runtime.block_on(tidb_host_agent::forward::cli::main(&config, args))
         }
-        Command::Ping(_) => ExitCode::from(EXIT_USAGE), // handled above
+        // Handled above.
+        Command::Ping(_) | Command::Status { .. } | Command::Zabbix { .. } => {
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The snapshot: every key this host reports, with its value and why. Built once per
 //! cycle and handed, whole, to every sink.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::Timestamp;
@@ -48,6 +49,26 @@ pub struct Entry {
     pub state: AlertState,
     /// When the current state began, if known.
     pub since: Option<Timestamp>,
+    /// Why the rule is true (pending or firing): a few of the series its query returned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+}
+
+/// One series that made a rule true: its labels (without `__name__`) and sample value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub labels: BTreeMap<String, String>,
+    pub value: String,
+}
+
+/// `instance="10.0.1.5:20180" value=0`, the way PromQL writes label matchers.
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, value) in &self.labels {
+            write!(f, "{name}={value:?} ")?;
+        }
+        write!(f, "value={}", self.value)
+    }
 }
 
 /// Everything one cycle reports, sorted by key.
@@ -58,6 +79,26 @@ pub struct Snapshot {
     /// Seconds between cycles, for formats that carry a step (falcon).
     pub step_secs: u64,
     pub entries: Vec<Entry>,
+    /// Why `Agent_degraded` is 1; empty when it is 0.
+    #[serde(default)]
+    pub degraded: Degraded,
+}
+
+/// What makes the agent itself degraded (`Agent_degraded`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// Keys unknown for several cycles in a row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_keys: Vec<String>,
+    /// Sinks whose last write failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_sinks: Vec<String>,
+}
+
+impl Degraded {
+    pub fn is_degraded(&self) -> bool {
+        !self.unknown_keys.is_empty() || !self.failing_sinks.is_empty()
+    }
 }
 
 impl Snapshot {
@@ -75,6 +116,7 @@ impl Snapshot {
             timestamp,
             step_secs,
             entries,
+            degraded: Degraded::default(),
         }
     }
 

@@ -1,9 +1,13 @@
-//! The one-shot commands that read the configuration: `check`, `explain` and `once`.
+//! The one-shot commands: `check`, `explain` and `once`, which read the configuration,
+//! and `status` and `zabbix`, which read the running daemon's published snapshot.
 //! (`ping` and `alerts` live with their subjects.) Exit codes are SPEC §10's.
 
 pub mod check;
 pub mod explain;
 pub mod once;
+pub mod published;
+pub mod status;
+pub mod zabbix;
 
 use std::path::Path;
 use std::process::ExitCode;

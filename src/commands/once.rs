@@ -26,7 +26,8 @@ pub async fn run(config: Config, format_kind: FormatKind) -> ExitCode {
     let mut cycle = generation.into_cycle();
     let mut state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
     cycle.restore(state.restore());
-    let snapshot = cycle.run().await;
+    // No sink runs here: nothing can fail a write.
+    let snapshot = cycle.run(Vec::new()).await;
     let _ = std::fs::create_dir_all(&config.agent.state_dir);
     state.save_now(&cycle.saved_state()).await;
     print(&format::render(format_kind, &snapshot, &Default::default()))

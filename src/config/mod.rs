@@ -24,6 +24,10 @@ pub use scope::Scope;
 /// Where the daemon looks for its config unless `-c` or `$TIDB_HOST_AGENT_CONFIG` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/tidb-host-agent/config.toml";
 
+/// Where the packaged daemon publishes its snapshot, and where `status` reads it unless
+/// `--snapshot` says otherwise.
+pub const DEFAULT_SNAPSHOT_PATH: &str = "/run/tidb-host-agent/snapshot.json";
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -56,6 +60,24 @@ pub struct AgentConfig {
     pub state_max_age: Duration,
     /// Host name used in outputs; empty means the system host name.
     pub hostname: String,
+    /// Where the daemon publishes each snapshot (json, mode 0644) for `status` and the
+    /// Zabbix include; empty means `snapshot.json` in systemd's runtime directory
+    /// (`$RUNTIME_DIRECTORY`, [`DEFAULT_SNAPSHOT_PATH`] with the packaged unit), and none
+    /// outside systemd.
+    pub snapshot_file: PathBuf,
+}
+
+impl AgentConfig {
+    /// The published snapshot's path ([`AgentConfig::snapshot_file`]), if any.
+    pub fn snapshot_path(&self) -> Option<PathBuf> {
+        if !self.snapshot_file.as_os_str().is_empty() {
+            return Some(self.snapshot_file.clone());
+        }
+        // systemd sets it from RuntimeDirectory= (one directory, in the packaged unit).
+        let runtime = std::env::var_os("RUNTIME_DIRECTORY")?;
+        let first = std::env::split_paths(&runtime).next()?;
+        (!first.as_os_str().is_empty()).then(|| first.join("snapshot.json"))
+    }
 }
 
 impl Default for AgentConfig {
@@ -68,6 +90,7 @@ impl Default for AgentConfig {
             state_dir: PathBuf::from("/var/lib/tidb-host-agent"),
             state_max_age: Duration::from_secs(3600),
             hostname: String::new(),
+            snapshot_file: PathBuf::new(),
         }
     }
 }

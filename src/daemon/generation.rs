@@ -128,6 +128,11 @@ impl Generation {
                 down_after: config.prometheus.down_after,
             },
             query_timeout: config.prometheus.timeout.get(),
+            degraded_key: config.agent.key_template.key(
+                &config.agent.product,
+                crate::evaluation::degraded::COMPONENT,
+                "Agent_degraded",
+            ),
         });
         Ok(Self {
             config,
@@ -201,7 +206,13 @@ impl Generation {
                 token.clone(),
             ));
         }
-        let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &token);
+        let sinks: Vec<_> = config
+            .outputs
+            .iter()
+            .cloned()
+            .chain(crate::output::published(&config.agent))
+            .collect();
+        let outputs = Outputs::start(&sinks, metrics.clone(), &tasks, &token);
         if config.ping.enabled {
             let (entries_tx, entries_rx) = watch::channel(Vec::new());
             let (targets_tx, targets_rx) = watch::channel(Vec::new());
@@ -300,7 +311,7 @@ impl Running {
     /// One cycle: the snapshot to every sink, the state file when due. Returns the
     /// number of keys and of firing keys.
     pub async fn cycle(&mut self) -> (usize, usize) {
-        let snapshot = self.cycle.run().await;
+        let snapshot = self.cycle.run(self.outputs.failing()).await;
         let firing = snapshot.entries.iter().filter(|e| e.value == 1).count();
         let keys = snapshot.entries.len();
         self.outputs.publish(Arc::new(snapshot));

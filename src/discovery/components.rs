@@ -158,6 +158,7 @@ mod tests {
                 .iter()
                 .map(|v| BTreeMap::from([(label.to_string(), v.to_string())]))
                 .collect(),
+            values: Vec::new(),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::prometheus::alerts::{self, AlertsState};
 use crate::prometheus::{BatchVerdict, PrometheusPair, Verdict, batch};
 use crate::promql::HostScope;
 use crate::rules::Scope;
-use crate::snapshot::{AlertState, Entry};
+use crate::snapshot::{AlertState, Entry, Reason};
 use tokio::sync::watch;
 
 pub struct Evaluator {
@@ -60,8 +60,8 @@ enum Ask<'a> {
 enum Outcome {
     /// Evaluated by the pair, or no answer from its alerts.
     Evaluated(Verdict),
-    /// Read from the pair's alerts.
-    Alert(AlertsState),
+    /// Read from the pair's alerts, with the alert series behind the state.
+    Alert(AlertsState, Vec<Reason>),
 }
 
 impl Evaluator {
@@ -202,15 +202,15 @@ impl Evaluator {
     fn apply(&mut self, rule: &PlannedRule, outcome: Outcome, now: Timestamp) -> Entry {
         let verdict = match outcome {
             Outcome::Evaluated(verdict) => verdict,
-            Outcome::Alert(alert) => return self.follow(rule, alert, now),
+            Outcome::Alert(alert, reasons) => return self.follow(rule, alert, reasons, now),
         };
         let observation = match &verdict {
-            Verdict::True => Observation::True,
+            Verdict::True(_) => Observation::True,
             Verdict::False => Observation::False,
             Verdict::Unknown | Verdict::RuleError(_) => Observation::Unknown,
         };
         self.metrics.rule_evaluation(match &verdict {
-            Verdict::True => "true",
+            Verdict::True(_) => "true",
             Verdict::False => "false",
             Verdict::Unknown => "unknown",
             Verdict::RuleError(_) => "error",
@@ -253,11 +253,21 @@ impl Evaluator {
             component: rule.component.clone(),
             state,
             since: next.since(),
+            reasons: match verdict {
+                Verdict::True(reasons) => reasons,
+                _ => Vec::new(),
+            },
         }
     }
 
     /// The entry of a key read from the pair's alerts: Prometheus owns its `for`.
-    fn follow(&mut self, rule: &PlannedRule, alert: AlertsState, now: Timestamp) -> Entry {
+    fn follow(
+        &mut self,
+        rule: &PlannedRule,
+        alert: AlertsState,
+        reasons: Vec<Reason>,
+        now: Timestamp,
+    ) -> Entry {
         self.metrics.rule_evaluation(match alert {
             AlertsState::Firing => "true",
             AlertsState::Pending | AlertsState::Inactive => "false",
@@ -280,6 +290,7 @@ impl Evaluator {
             component: rule.component.clone(),
             state,
             since: next.since(),
+            reasons,
         }
     }
 }
@@ -379,11 +390,24 @@ async fn read_alerts(
         .collect();
     rules
         .iter()
+        .zip(&wanted)
         .enumerate()
-        .map(|(n, (i, _))| {
+        .map(|(n, ((i, _), w))| {
             let states = per_server.iter().filter_map(|s| s.get(n).copied());
             let outcome = match alerts::combine(pair.mode(), states) {
-                Some(state) => Outcome::Alert(state),
+                Some(state) => {
+                    // The series of the first server that has the combined state.
+                    let reasons = match state {
+                        AlertsState::Inactive => Vec::new(),
+                        _ => answers
+                            .iter()
+                            .zip(&per_server)
+                            .find(|(_, s)| s.get(n) == Some(&state))
+                            .map(|(a, _)| alerts::reasons(a, w, host, state))
+                            .unwrap_or_default(),
+                    };
+                    Outcome::Alert(state, reasons)
+                }
                 None => Outcome::Evaluated(Verdict::Unknown),
             };
             (*i, outcome)

@@ -1,6 +1,7 @@
 //! One cycle of this host, start to end: the components present, every rule that applies
 //! through the `for` state machine, the daemon's own keys (Prometheus liveness, ping)
-//! handed in by their tasks, and the snapshot that goes to the sinks.
+//! handed in by their tasks, `Agent_degraded` over all of them, and the snapshot that
+//! goes to the sinks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Evaluator;
+use super::degraded::DegradedWatch;
 use super::state::SavedState;
 use crate::discovery::ComponentDetector;
 use crate::plan::PlannedRule;
@@ -34,6 +36,7 @@ pub struct HostCycle {
     budget: Duration,
     /// Keys computed by other tasks (ping), as they last sent them.
     computed: Vec<watch::Receiver<Vec<Entry>>>,
+    degraded: DegradedWatch,
 }
 
 /// What a [`HostCycle`] is made of.
@@ -48,6 +51,8 @@ pub struct Parts {
     pub prometheus_key: (String, String),
     pub probing: Probing,
     pub query_timeout: Duration,
+    /// The key of `Agent_degraded`.
+    pub degraded_key: String,
 }
 
 impl HostCycle {
@@ -64,6 +69,7 @@ impl HostCycle {
             probing: parts.probing,
             budget: parts.query_timeout + Duration::from_secs(1),
             computed: Vec::new(),
+            degraded: DegradedWatch::new(parts.degraded_key),
         }
     }
 
@@ -78,8 +84,8 @@ impl HostCycle {
     }
 
     /// One cycle: detection when due, every rule, each server's liveness, the computed
-    /// keys.
-    pub async fn run(&mut self) -> Snapshot {
+    /// keys, and `Agent_degraded` from them and the sinks whose last write failed.
+    pub async fn run(&mut self, failing_sinks: Vec<String>) -> Snapshot {
         let now = Timestamp::now();
         let deadline = Instant::now() + self.budget;
         let work = async {
@@ -94,7 +100,11 @@ impl HostCycle {
         for rx in &self.computed {
             entries.extend(rx.borrow().iter().cloned());
         }
-        Snapshot::new(self.host.clone(), now, self.step_secs, entries)
+        let (degraded_entry, degraded) = self.degraded.observe(&entries, failing_sinks, now);
+        entries.push(degraded_entry);
+        let mut snapshot = Snapshot::new(self.host.clone(), now, self.step_secs, entries);
+        snapshot.degraded = degraded;
+        snapshot
     }
 
     /// What the state file holds now: `for` states and components.

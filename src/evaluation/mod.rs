@@ -2,6 +2,7 @@
 //! `for` state machine ([`ForState`]), assemble the snapshot ([`HostCycle`]), and keep the
 //! state file ([`state`]).
 
+pub mod degraded;
 pub mod evaluator;
 pub mod for_state;
 pub mod host_cycle;

@@ -12,7 +12,7 @@ use crate::config::{FileOutput, FormatKind};
 use crate::metrics::Metrics;
 
 pub async fn run(
-    name: String,
+    mut log: FailureLog,
     config: FileOutput,
     format: FormatKind,
     options: FormatOptions,
@@ -22,7 +22,7 @@ pub async fn run(
 ) {
     let FileOutput { path, mode, .. } = config;
     atomic_file::remove_leftovers(&path);
-    let mut log = FailureLog::default();
+    let name = log.name().to_owned();
     while let Some(snapshot) = next(&mut rx, &stop).await {
         let bytes = format::render(format, &snapshot, &options);
         let target = path.clone();
@@ -36,11 +36,11 @@ pub async fn run(
         match result {
             Ok(()) => {
                 metrics.output_write(&name, true);
-                log.success(&name);
+                log.success();
             }
             Err(e) => {
                 metrics.output_write(&name, false);
-                log.failure(&name, format!("cannot write {}: {e}", path.display()));
+                log.failure(format!("cannot write {}: {e}", path.display()));
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::config::{FormatKind, HttpOutput};
 use crate::metrics::Metrics;
 
 pub async fn run(
-    name: String,
+    mut log: FailureLog,
     config: HttpOutput,
     format: FormatKind,
     options: FormatOptions,
@@ -22,7 +22,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let url = config.url.clone();
-    let mut log = FailureLog::default();
+    let name = log.name().to_owned();
     // Checked when the configuration was built ([`super::check`]).
     let headers = headers(&config).unwrap_or_default();
     let client = match reqwest::Client::builder()
@@ -34,7 +34,7 @@ pub async fn run(
     {
         Ok(c) => c,
         Err(e) => {
-            log.failure(&name, format!("cannot build an HTTP client: {e}"));
+            log.failure(format!("cannot build an HTTP client: {e}"));
             return;
         }
     };
@@ -55,8 +55,8 @@ pub async fn run(
         };
         metrics.output_write(&name, result.is_ok());
         match result {
-            Ok(()) => log.success(&name),
-            Err(message) => log.failure(&name, message),
+            Ok(()) => log.success(),
+            Err(message) => log.failure(message),
         }
     }
 }

@@ -18,9 +18,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use failure_log::FailureLog;
+pub use failure_log::{FailureLog, SinkHealth};
 
-use crate::config::OutputConfig;
+use crate::config::{AgentConfig, FileOutput, FormatKind, OutputConfig};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use format::FormatOptions;
@@ -31,6 +31,8 @@ pub type Latest = watch::Receiver<Option<Arc<Snapshot>>>;
 /// The configured sinks, fed with each new snapshot.
 pub struct Outputs {
     latest: watch::Sender<Option<Arc<Snapshot>>>,
+    /// The sinks whose last write failed.
+    health: SinkHealth,
     /// Cancels these sinks only (on reload), or follows the daemon's shutdown.
     stop: CancellationToken,
 }
@@ -46,8 +48,9 @@ impl Outputs {
     ) -> Self {
         let (latest, _) = watch::channel(None);
         let stop = shutdown.child_token();
+        let health = SinkHealth::default();
         for (i, config) in configs.iter().enumerate() {
-            let name = sink_name(i, config);
+            let log = FailureLog::new(sink_name(i, config), health.clone());
             let rx = latest.subscribe();
             let options = FormatOptions {
                 endpoint: config.endpoint().map(str::to_owned),
@@ -57,20 +60,29 @@ impl Outputs {
             let metrics = metrics.clone();
             match config.clone() {
                 OutputConfig::File(c) => {
-                    tracker.spawn(file::run(name, c, format, options, rx, metrics, stop));
+                    tracker.spawn(file::run(log, c, format, options, rx, metrics, stop));
                 }
                 OutputConfig::Unix(c) => {
-                    tracker.spawn(unix::run(name, c, format, options, rx, metrics, stop));
+                    tracker.spawn(unix::run(log, c, format, options, rx, metrics, stop));
                 }
                 OutputConfig::Http(c) => {
-                    tracker.spawn(http::run(name, c, format, options, rx, metrics, stop));
+                    tracker.spawn(http::run(log, c, format, options, rx, metrics, stop));
                 }
                 OutputConfig::Stdout(c) => {
-                    tracker.spawn(stdout::run(name, c, format, options, rx, metrics, stop));
+                    tracker.spawn(stdout::run(log, c, format, options, rx, metrics, stop));
                 }
             }
         }
-        Self { latest, stop }
+        Self {
+            latest,
+            health,
+            stop,
+        }
+    }
+
+    /// The sinks whose last write failed, by name.
+    pub fn failing(&self) -> Vec<String> {
+        self.health.failing()
     }
 
     /// Hands `snapshot` to every sink without waiting for any of them.
@@ -82,6 +94,20 @@ impl Outputs {
     pub fn stop(&self) {
         self.stop.cancel();
     }
+}
+
+/// The sink of the published snapshot (`[agent] snapshot_file`), if any: the `json`
+/// format, readable by every user, so that `status` and a monitoring agent running as
+/// another user (Zabbix's) can read it. It holds keys and series labels, no secret.
+pub fn published(agent: &AgentConfig) -> Option<OutputConfig> {
+    agent.snapshot_path().map(|path| {
+        OutputConfig::File(FileOutput {
+            path,
+            mode: 0o644,
+            format: Some(FormatKind::Json),
+            endpoint: None,
+        })
+    })
 }
 
 /// A sink whose configuration cannot run.

@@ -11,7 +11,7 @@ use crate::config::{FormatKind, StdoutOutput};
 use crate::metrics::Metrics;
 
 pub async fn run(
-    name: String,
+    mut log: FailureLog,
     _config: StdoutOutput,
     format: FormatKind,
     options: FormatOptions,
@@ -20,7 +20,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut out = tokio::io::stdout();
-    let mut log = FailureLog::default();
+    let name = log.name().to_owned();
     while let Some(snapshot) = next(&mut rx, &stop).await {
         let bytes = format::render(format, &snapshot, &options);
         let result = async {
@@ -30,8 +30,8 @@ pub async fn run(
         .await;
         metrics.output_write(&name, result.is_ok());
         match result {
-            Ok(()) => log.success(&name),
-            Err(e) => log.failure(&name, format!("cannot write to stdout: {e}")),
+            Ok(()) => log.success(),
+            Err(e) => log.failure(format!("cannot write to stdout: {e}")),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{FormatKind, UnixOutput};
 use crate::metrics::Metrics;
 
 pub async fn run(
-    name: String,
+    mut log: FailureLog,
     config: UnixOutput,
     format: FormatKind,
     options: FormatOptions,
@@ -28,7 +28,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let path = config.path.clone();
-    let mut log = FailureLog::default();
+    let name = log.name().to_owned();
     // Binding is retried every cycle, like any other sink failure (say, the runtime
     // directory appears later).
     let listener = loop {
@@ -36,14 +36,14 @@ pub async fn run(
             Ok(l) => break l,
             Err(e) => {
                 metrics.output_write(&name, false);
-                log.failure(&name, format!("cannot listen on {}: {e}", path.display()));
+                log.failure(format!("cannot listen on {}: {e}", path.display()));
                 if next(&mut rx, &stop).await.is_none() {
                     return;
                 }
             }
         }
     };
-    log.success(&name);
+    log.success();
 
     let (rendered_tx, rendered) = watch::channel::<Option<Arc<Vec<u8>>>>(None);
     if let Some(s) = rx.borrow().clone() {

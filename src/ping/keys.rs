@@ -94,6 +94,7 @@ fn entry(key: String, firing: bool) -> Entry {
             AlertState::Ok
         },
         since: None,
+        reasons: Vec::new(),
     }
 }
 

@@ -2,9 +2,11 @@
 //! key read from them, and its answer says, per rule, whether Prometheus has the alert
 //! firing, pending, or not at all on this host.
 
-use super::server::QueryAnswer;
+use super::evidence;
+use super::server::{Labels, QueryAnswer};
 use crate::config::QueryMode;
 use crate::promql::HostScope;
+use crate::snapshot::Reason;
 
 /// A rule's alert as one server has it. Ordered, so that `any` is the most and `all` the
 /// least of the servers' states.
@@ -55,24 +57,51 @@ pub fn states(answer: &QueryAnswer, wanted: &[Wanted<'_>], host: &HostScope) -> 
     wanted
         .iter()
         .map(|w| {
-            answer
-                .series
-                .iter()
-                .filter(|s| s.get("alertname").map(String::as_str) == Some(w.alert))
-                .filter(|s| {
-                    !w.on_this_host
-                        || s.get(host.label())
-                            .is_some_and(|v| host.matcher().is_match(v))
-                })
-                .map(|s| match s.get("alertstate").map(String::as_str) {
-                    Some("firing") => AlertsState::Firing,
-                    Some("pending") => AlertsState::Pending,
-                    _ => AlertsState::Inactive,
-                })
+            matching(answer, w, host)
+                .map(|(_, _, state)| state)
                 .max()
                 .unwrap_or(AlertsState::Inactive)
         })
         .collect()
+}
+
+/// The series behind `wanted`'s `state` in one server's `answer`, as a key's `reasons`:
+/// the alert's own labels (instance, level, …), its state and value.
+pub fn reasons(
+    answer: &QueryAnswer,
+    wanted: &Wanted<'_>,
+    host: &HostScope,
+    state: AlertsState,
+) -> Vec<Reason> {
+    evidence::reasons(
+        matching(answer, wanted, host)
+            .filter(|(_, _, s)| *s == state)
+            .map(|(labels, value, _)| (labels, value)),
+    )
+}
+
+/// `wanted`'s series in `answer`, each with its state.
+fn matching<'a>(
+    answer: &'a QueryAnswer,
+    wanted: &'a Wanted<'_>,
+    host: &'a HostScope,
+) -> impl Iterator<Item = (&'a Labels, &'a str, AlertsState)> {
+    answer
+        .samples()
+        .filter(|(s, _)| s.get("alertname").map(String::as_str) == Some(wanted.alert))
+        .filter(|(s, _)| {
+            !wanted.on_this_host
+                || s.get(host.label())
+                    .is_some_and(|v| host.matcher().is_match(v))
+        })
+        .map(|(s, value)| {
+            let state = match s.get("alertstate").map(String::as_str) {
+                Some("firing") => AlertsState::Firing,
+                Some("pending") => AlertsState::Pending,
+                _ => AlertsState::Inactive,
+            };
+            (s, value, state)
+        })
 }
 
 /// One rule's state over the answering servers' `states` under `mode`: `failover` asks
@@ -153,6 +182,7 @@ mod tests {
             },
         ];
         let answer = QueryAnswer {
+            values: Vec::new(),
             series: vec![
                 series(&[
                     ("alertname", "A"),
@@ -187,6 +217,47 @@ mod tests {
                 AlertsState::Inactive
             ]
         );
+    }
+
+    #[test]
+    fn reasons_are_the_series_of_the_state_on_this_host() {
+        let wanted = Wanted {
+            alert: "A",
+            on_this_host: true,
+        };
+        let answer = QueryAnswer {
+            series: vec![
+                series(&[
+                    ("__name__", "ALERTS"),
+                    ("alertname", "A"),
+                    ("alertstate", "firing"),
+                    ("instance", "127.0.1.1:20180"),
+                ]),
+                series(&[
+                    ("alertname", "A"),
+                    ("alertstate", "pending"),
+                    ("instance", "127.0.1.1:20181"),
+                ]),
+                series(&[
+                    ("alertname", "A"),
+                    ("alertstate", "firing"),
+                    ("instance", "127.0.1.10:20180"),
+                ]),
+            ],
+            values: vec!["1".into(), "1".into(), "1".into()],
+        };
+        let firing = reasons(&answer, &wanted, &host(), AlertsState::Firing);
+        assert_eq!(
+            firing.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [r#"alertname="A" alertstate="firing" instance="127.0.1.1:20180" value=1"#]
+        );
+        let pending = reasons(&answer, &wanted, &host(), AlertsState::Pending);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            pending[0].labels.get("instance").map(String::as_str),
+            Some("127.0.1.1:20181")
+        );
+        assert!(reasons(&answer, &wanted, &host(), AlertsState::Inactive).is_empty());
     }
 
     #[test]

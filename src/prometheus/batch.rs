@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
+use super::evidence;
 use super::server::QueryAnswer;
+use crate::snapshot::Reason;
 
 /// The label that carries a series' rule position within its batch.
 pub const RULE_LABEL: &str = "tidb_host_agent_rule";
@@ -29,16 +31,19 @@ pub fn compose<'a>(queries: impl IntoIterator<Item = &'a str>) -> String {
     out
 }
 
-/// Which of the `rules` batched queries returned at least one series.
-pub fn fired(answer: &QueryAnswer, rules: usize) -> Vec<bool> {
-    let mut fired = vec![false; rules];
-    for series in &answer.series {
+/// The series each of the `rules` batched queries returned, as reasons
+/// ([`evidence::reasons`]): empty for a rule that returned none.
+pub fn split(answer: &QueryAnswer, rules: usize) -> Vec<Vec<Reason>> {
+    let mut split: Vec<Vec<Reason>> = vec![Vec::new(); rules];
+    for (series, value) in answer.samples() {
         let position = series.get(RULE_LABEL).and_then(|p| p.parse::<usize>().ok());
-        if let Some(slot) = position.and_then(|p| fired.get_mut(p)) {
-            *slot = true;
+        if let Some(slot) = position.and_then(|p| split.get_mut(p)) {
+            if slot.len() < evidence::MAX_REASONS {
+                slot.push(evidence::reason(series, value));
+            }
         }
     }
-    fired
+    split
 }
 
 #[cfg(test)]
@@ -71,6 +76,9 @@ mod tests {
 
     #[test]
     fn a_rule_fired_when_a_series_carries_its_position() {
+        let fired = |answer: &QueryAnswer, rules| -> Vec<bool> {
+            split(answer, rules).iter().map(|r| !r.is_empty()).collect()
+        };
         let answer = QueryAnswer {
             series: vec![
                 series(&[("instance", "10.0.1.1:20160"), (RULE_LABEL, "2")]),
@@ -81,8 +89,16 @@ mod tests {
                 series(&[(RULE_LABEL, "7")]),
                 series(&[(RULE_LABEL, "x")]),
             ],
+            values: vec!["0".into(), "0".into(), "1".into()],
         };
         assert_eq!(fired(&answer, 4), [true, false, true, false]);
-        assert_eq!(fired(&QueryAnswer { series: vec![] }, 2), [false, false]);
+        assert_eq!(fired(&QueryAnswer::default(), 2), [false, false]);
+        // Each rule's reasons are its own series, without the marker.
+        let reasons = split(&answer, 4);
+        assert_eq!(
+            reasons[2][0].to_string(),
+            r#"instance="10.0.1.1:20160" value=0"#
+        );
+        assert_eq!(reasons[0][0].to_string(), "value=1");
     }
 }

@@ -116,6 +116,7 @@ pub fn entry(pair: &PrometheusPair, key: &str, level: &str) -> Entry {
             AlertState::Ok
         },
         since: None,
+        reasons: Vec::new(),
     }
 }
 

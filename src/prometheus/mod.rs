@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod batch;
+pub mod evidence;
 pub mod liveness;
 pub mod pair;
 pub mod server;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::batch;
 use super::server::{QueryAnswer, QueryError, Server, ServerError};
+use super::{batch, evidence};
 use crate::config::{PrometheusConfig, QueryMode};
 use crate::metrics::Metrics;
+use crate::snapshot::Reason;
 
 /// One server with what the agent knows of its health.
 #[derive(Debug)]
@@ -66,7 +67,8 @@ impl Member {
 /// The outcome of one rule's condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    True,
+    /// With the series that made it true (a few, [`evidence`]).
+    True(Vec<Reason>),
     False,
     /// No server could answer.
     Unknown,
@@ -223,7 +225,7 @@ impl PrometheusPair {
     pub async fn evaluate(&self, expr: &str, deadline: Instant) -> Verdict {
         match self.mode {
             QueryMode::Failover => match self.query(expr, deadline).await {
-                Ok(answer) => self.combine(std::iter::once(!answer.series.is_empty())),
+                Ok(answer) => self.combine(std::iter::once(evidence::reasons(answer.samples()))),
                 Err(PairError::BadData(e)) => Verdict::RuleError(e),
                 Err(PairError::NoAnswer(_)) => Verdict::Unknown,
             },
@@ -270,25 +272,31 @@ impl PrometheusPair {
     ) -> BatchVerdict {
         let per_server = match self.mode {
             QueryMode::Failover => match self.query(expr, deadline).await {
-                Ok(answer) => vec![batch::fired(&answer, rules)],
+                Ok(answer) => vec![batch::split(&answer, rules)],
                 Err(PairError::BadData(e)) => return BatchVerdict::Rejected(e),
                 Err(PairError::NoAnswer(_)) => Vec::new(),
             },
             QueryMode::Any | QueryMode::All => match self.ask_everywhere(expr, deadline).await {
-                Ok(answers) => answers.iter().map(|a| batch::fired(a, rules)).collect(),
+                Ok(answers) => answers.iter().map(|a| batch::split(a, rules)).collect(),
                 Err(e) => return BatchVerdict::Rejected(e),
             },
         };
         BatchVerdict::Answered(
             (0..rules)
-                .map(|i| self.combine(per_server.iter().map(|fired| fired[i])))
+                .map(|i| {
+                    self.combine(
+                        per_server
+                            .iter()
+                            .map(|split| split.get(i).cloned().unwrap_or_default()),
+                    )
+                })
                 .collect(),
         )
     }
 
     async fn evaluate_everywhere(&self, expr: &str, deadline: Instant) -> Verdict {
         match self.ask_everywhere(expr, deadline).await {
-            Ok(answers) => self.combine(answers.iter().map(|a| !a.series.is_empty())),
+            Ok(answers) => self.combine(answers.iter().map(|a| evidence::reasons(a.samples()))),
             Err(e) => Verdict::RuleError(e),
         }
     }
@@ -319,14 +327,21 @@ impl PrometheusPair {
         Ok(answers)
     }
 
-    /// One rule's verdict from what each answering server said of it: none answered is
-    /// unknown; otherwise `all` needs every server to say true, `failover` and `any` one.
-    fn combine(&self, fired: impl Iterator<Item = bool>) -> Verdict {
+    /// One rule's verdict from what each answering server said of it (the series it
+    /// returned, none when false): none answered is unknown; otherwise `all` needs every
+    /// server to say true, `failover` and `any` one. The reasons are the first true
+    /// server's.
+    fn combine(&self, answers: impl Iterator<Item = Vec<Reason>>) -> Verdict {
         let (mut answered, mut fired_anywhere, mut fired_everywhere) = (false, false, true);
-        for f in fired {
+        let mut reasons = Vec::new();
+        for answer in answers {
+            let f = !answer.is_empty();
             answered = true;
             fired_anywhere |= f;
             fired_everywhere &= f;
+            if reasons.is_empty() {
+                reasons = answer;
+            }
         }
         let fires = match self.mode {
             QueryMode::All => fired_everywhere,
@@ -334,7 +349,7 @@ impl PrometheusPair {
         };
         match (answered, fires) {
             (false, _) => Verdict::Unknown,
-            (true, true) => Verdict::True,
+            (true, true) => Verdict::True(reasons),
             (true, false) => Verdict::False,
         }
     }

@@ -69,10 +69,23 @@ impl QueryError {
 pub type Labels = BTreeMap<String, String>;
 
 /// A query's answer, reduced to what the agent needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryAnswer {
     /// Labels of each series in the vector.
     pub series: Vec<Labels>,
+    /// The sample value of each series, as Prometheus wrote it: `values[i]` is
+    /// `series[i]`'s (empty when the answer had none).
+    pub values: Vec<String>,
+}
+
+impl QueryAnswer {
+    /// Each series with its sample value.
+    pub fn samples(&self) -> impl Iterator<Item = (&Labels, &str)> {
+        self.series.iter().enumerate().map(|(i, labels)| {
+            let value = self.values.get(i).map_or("", String::as_str);
+            (labels, value)
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -97,6 +110,9 @@ struct ApiData {
 struct VectorSample {
     #[serde(default)]
     metric: Labels,
+    /// `[timestamp, "value"]`.
+    #[serde(default)]
+    value: Option<(serde_json::Value, String)>,
 }
 
 /// A configured server, ready to query.
@@ -331,9 +347,11 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<QueryAnswer, QueryError>
         "vector" => {
             let samples: Vec<VectorSample> = serde_json::from_value(data.result)
                 .map_err(|e| QueryError::Garbage(format!("bad vector: {e}")))?;
-            Ok(QueryAnswer {
-                series: samples.into_iter().map(|s| s.metric).collect(),
-            })
+            let (series, values) = samples
+                .into_iter()
+                .map(|s| (s.metric, s.value.map(|(_, v)| v).unwrap_or_default()))
+                .unzip();
+            Ok(QueryAnswer { series, values })
         }
         // An alert condition must be a vector; a scalar or string is the rule's fault.
         other => Err(QueryError::BadData(format!(
@@ -445,6 +463,7 @@ mod tests {
         let a = parse_answer(200, body).unwrap();
         assert_eq!(a.series.len(), 1);
         assert_eq!(a.series[0]["instance"], "a:1");
+        assert_eq!(a.values, ["1"]);
         let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
         assert!(parse_answer(200, empty).unwrap().series.is_empty());
     }

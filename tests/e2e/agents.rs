@@ -142,6 +142,7 @@ impl AgentSpec {
 interval = \"1s\"
 state_dir = \"{{dir}}/state\"
 hostname = \"{name}\"
+snapshot_file = \"{{dir}}/published.json\"
 
 [host]
 addresses = [\"{ip}\"]
@@ -395,6 +396,11 @@ impl HostAgent {
 
     pub fn log(&self) -> String {
         self.agent.log_text()
+    }
+
+    /// The snapshot the daemon publishes for `status` and `zabbix` (`[agent] snapshot_file`).
+    pub fn published(&self) -> std::path::PathBuf {
+        self.agent.path("published.json")
     }
 
     pub fn config_path(&self) -> std::path::PathBuf {

@@ -129,9 +129,11 @@ async fn a_rule_prometheus_rejects_costs_only_its_own_key() {
         "first snapshot\n{}",
         agent.log_tail()
     );
+    // From the third cycle on, the key unknown that long degrades the agent.
+    let degraded = expected.with(&catalog::degraded_key(), 1, State::Firing);
     wait_until(
-        &[(&agent, expected)],
-        "the rejected rule unknown, its batch-mates answered",
+        &[(&agent, degraded)],
+        "the rejected rule unknown, its batch-mates answered, the agent degraded",
     )
     .await;
     // A few more cycles: the batch is split once, and the rule error logged once.

@@ -1,11 +1,12 @@
 //! What each host must report, computed from the catalog's labels (`component`, `scope`)
 //! and the sandbox topology: the keys of the components that run on the host, the
-//! prometheus key everywhere, and the cluster keys on the hosts that run a server.
+//! prometheus key and `Agent_degraded` everywhere, and the cluster keys on the hosts that
+//! run a server.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use harness::catalog::{catalog, prometheus_key};
+use harness::catalog::{catalog, degraded_key, prometheus_key};
 use harness::sandbox::{Host, Sandbox, Server};
 
 /// A key's value and its `state` in the json format.
@@ -55,11 +56,18 @@ impl Expected {
     }
 
     /// Every rule key unknown (no server answers): keys that were 0 read `zero_to`, keys
-    /// that were 1 read `one_to` (`on_no_data`); the prometheus key stays as it is.
+    /// that were 1 read `one_to` (`on_no_data`); the prometheus key stays as it is, and
+    /// `Agent_degraded` reads 1 (once they are unknown for 3 cycles).
     pub fn unknown(mut self, zero_to: u8, one_to: u8) -> Expected {
         let prometheus = prometheus_key();
+        let degraded = degraded_key();
         for (key, reading) in self.0.iter_mut() {
-            if *key != prometheus {
+            if *key == degraded {
+                *reading = Reading {
+                    value: 1,
+                    state: State::Firing,
+                };
+            } else if *key != prometheus {
                 let value = if reading.value == 1 { one_to } else { zero_to };
                 *reading = Reading {
                     value,
@@ -130,17 +138,14 @@ pub fn healthy_for(components: &BTreeSet<String>, cluster_reporter: bool) -> Exp
         "computed" => true,
         other => panic!("{}: unknown scope {other}", r.key),
     });
+    let ok = Reading {
+        value: 0,
+        state: State::Ok,
+    };
     Expected(
-        keys.map(|r| {
-            (
-                r.key.clone(),
-                Reading {
-                    value: 0,
-                    state: State::Ok,
-                },
-            )
-        })
-        .collect(),
+        keys.map(|r| (r.key.clone(), ok))
+            .chain(std::iter::once((degraded_key(), ok)))
+            .collect(),
     )
 }
 

@@ -27,3 +27,4 @@ mod one_server_down;
 mod sources;
 mod steady;
 mod tikv_down;
+mod zabbix_status;

@@ -46,8 +46,12 @@ async fn healthy_hosts_report_exactly_their_keys_all_zero() {
     );
 
     let all_keys = expect::healthy_for(&every_component, true);
-    assert_eq!(all_keys.0.len(), 41, "every catalog key");
-    wait_until(&[(&everything, all_keys)], "all 41 keys 0").await;
+    assert_eq!(
+        all_keys.0.len(),
+        42,
+        "every catalog key, and Agent_degraded"
+    );
+    wait_until(&[(&everything, all_keys)], "all 42 keys 0").await;
     log_cycle_figures(&sb, &everything).await;
 }
 

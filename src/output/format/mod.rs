@@ -2,7 +2,7 @@
 
 mod agent;
 mod falcon;
-mod json;
+pub mod json;
 mod plain;
 mod prometheus;
 
@@ -54,6 +54,10 @@ pub(crate) mod fixture {
                     component: "tikv".into(),
                     state: AlertState::Firing,
                     since: Some(since),
+                    reasons: vec![crate::snapshot::Reason {
+                        labels: [("instance".to_owned(), "10.0.1.5:20180".to_owned())].into(),
+                        value: "0".into(),
+                    }],
                 },
                 Entry {
                     key: "TiDB.pd.PD_server_is_down".into(),
@@ -62,6 +66,7 @@ pub(crate) mod fixture {
                     component: "pd".into(),
                     state: AlertState::Ok,
                     since: None,
+                    reasons: Vec::new(),
                 },
             ],
         )

@@ -93,6 +93,12 @@ pub fn prometheus_key() -> String {
     computed[0].key.clone()
 }
 
+/// The daemon's own health key, `Agent_degraded`, under the default product and template
+/// (not a catalog rule: every snapshot has it).
+pub fn degraded_key() -> String {
+    key_of("agent", "Agent_degraded")
+}
+
 /// The rules that are PromQL: every one but the computed key.
 pub fn promql_rules() -> impl Iterator<Item = &'static CatalogRule> {
     catalog().iter().filter(|r| r.scope != "computed")
@@ -119,5 +125,6 @@ mod tests {
             "TiDB.cluster.TiKV_space_used_more_than_80"
         );
         assert_eq!(prometheus_key(), "TiDB.prometheus.Prometheus_is_down");
+        assert_eq!(degraded_key(), "TiDB.agent.Agent_degraded");
     }
 }
