@@ -16,6 +16,7 @@ use crate::config::OnNoData;
 use crate::metrics::Metrics;
 use crate::plan::PlannedRule;
 use crate::prometheus::alerts::{self, AlertsState};
+use crate::prometheus::server::QueryAnswer;
 use crate::prometheus::{BatchVerdict, PrometheusPair, Verdict, batch};
 use crate::promql::HostScope;
 use crate::rules::Scope;
@@ -39,6 +40,9 @@ pub struct Evaluator {
     unbatched: HashSet<String>,
     /// Set when keys may be read from the pair's alerts.
     alerts: Option<AlertsReading>,
+    /// Set when a batch joined with the `ALERTS` query was rejected: the two are sent
+    /// apart for the life of the configuration.
+    alerts_apart: bool,
 }
 
 /// What reading keys from the pair's `ALERTS` needs.
@@ -54,6 +58,12 @@ enum Ask<'a> {
     One(usize, &'a PlannedRule),
     Batch(Vec<(usize, &'a PlannedRule)>),
     Alerts(Vec<(usize, &'a PlannedRule)>),
+    /// A batch with the `ALERTS` query as its last member, so that a host whose keys come
+    /// partly from the pair's alerts still sends one request.
+    Together {
+        batch: Vec<(usize, &'a PlannedRule)>,
+        alerts: Vec<(usize, &'a PlannedRule)>,
+    },
 }
 
 /// What a cycle learnt of one rule.
@@ -85,6 +95,7 @@ impl Evaluator {
             errors: HashMap::new(),
             unbatched: HashSet::new(),
             alerts: None,
+            alerts_apart: false,
         }
     }
 
@@ -134,7 +145,14 @@ impl Evaluator {
         };
         let mut asks = self.asks(&evaluated);
         if !from_alerts.is_empty() {
-            asks.insert(0, Ask::Alerts(from_alerts));
+            let ask = match self.take_joinable(&mut asks) {
+                Some(batch) => Ask::Together {
+                    batch,
+                    alerts: from_alerts,
+                },
+                None => Ask::Alerts(from_alerts),
+            };
+            asks.insert(0, ask);
         }
         let host = self.alerts.as_ref().map(|a| &a.host);
         let answered: Vec<Answered> = futures::stream::iter(asks)
@@ -146,6 +164,13 @@ impl Evaluator {
         let mut entries = Vec::with_capacity(applicable.len());
         let mut by_index: Vec<Option<Outcome>> = applicable.iter().map(|_| None).collect();
         for answered in answered {
+            if let Some(rejection) = answered.alerts_rejected {
+                tracing::warn!(
+                    "a batch joined with the ALERTS query was rejected ({rejection}); the \
+                     two are sent apart from now on"
+                );
+                self.alerts_apart = true;
+            }
             if let Some(rejection) = answered.rejected_batch {
                 let keys: Vec<&str> = answered
                     .verdicts
@@ -197,6 +222,28 @@ impl Evaluator {
             asks.extend(alone.into_iter().map(|(i, r)| Ask::One(i, r)));
         }
         asks
+    }
+
+    /// Takes out of `asks` the first batch the `ALERTS` query may join: any batch, or a
+    /// rule alone that could be batched. None when batching is off (`rules_per_query` 1)
+    /// or a joined query was rejected before.
+    fn take_joinable<'a>(&self, asks: &mut Vec<Ask<'a>>) -> Option<Vec<(usize, &'a PlannedRule)>> {
+        if self.rules_per_query < 2 || self.alerts_apart {
+            return None;
+        }
+        let position = asks.iter().position(|ask| match ask {
+            Ask::Batch(_) => true,
+            Ask::One(_, rule) => rule.batchable && !self.unbatched.contains(&rule.key),
+            Ask::Alerts(_) | Ask::Together { .. } => false,
+        })?;
+        match asks.remove(position) {
+            Ask::Batch(rules) => Some(rules),
+            Ask::One(i, rule) => Some(vec![(i, rule)]),
+            other => {
+                asks.insert(position, other);
+                None
+            }
+        }
     }
 
     fn apply(&mut self, rule: &PlannedRule, outcome: Outcome, now: Timestamp) -> Entry {
@@ -300,6 +347,19 @@ struct Answered {
     verdicts: Vec<(usize, Outcome)>,
     /// Set when the rules were asked together and the server rejected the query.
     rejected_batch: Option<String>,
+    /// Set when a batch joined with the `ALERTS` query was rejected (and the two were
+    /// then sent apart).
+    alerts_rejected: Option<String>,
+}
+
+impl Answered {
+    fn of(verdicts: Vec<(usize, Outcome)>) -> Self {
+        Self {
+            verdicts,
+            rejected_batch: None,
+            alerts_rejected: None,
+        }
+    }
 }
 
 async fn ask_pair(
@@ -308,34 +368,38 @@ async fn ask_pair(
     ask: Ask<'_>,
     deadline: Instant,
 ) -> Answered {
-    let rules = match ask {
-        Ask::One(i, rule) => {
-            return Answered {
-                verdicts: vec![(
-                    i,
-                    Outcome::Evaluated(pair.evaluate(&rule.query, deadline).await),
-                )],
-                rejected_batch: None,
-            };
-        }
-        Ask::Batch(rules) => rules,
-        Ask::Alerts(rules) => {
-            return Answered {
-                verdicts: read_alerts(pair, host, &rules, deadline).await,
-                rejected_batch: None,
-            };
-        }
-    };
+    match ask {
+        Ask::One(i, rule) => Answered::of(vec![(
+            i,
+            Outcome::Evaluated(pair.evaluate(&rule.query, deadline).await),
+        )]),
+        Ask::Batch(rules) => ask_batch(pair, rules, deadline).await,
+        Ask::Alerts(rules) => Answered::of(read_alerts(pair, host, &rules, deadline).await),
+        Ask::Together { batch, alerts } => match host {
+            Some(host) => ask_together(pair, host, batch, alerts, deadline).await,
+            None => {
+                let mut answered = ask_batch(pair, batch, deadline).await;
+                answered.verdicts.extend(all(&alerts, Verdict::Unknown));
+                answered
+            }
+        },
+    }
+}
+
+async fn ask_batch(
+    pair: &PrometheusPair,
+    rules: Vec<(usize, &PlannedRule)>,
+    deadline: Instant,
+) -> Answered {
     let query = batch::compose(rules.iter().map(|(_, r)| r.query.as_str()));
     match pair.evaluate_batch(&query, rules.len(), deadline).await {
-        BatchVerdict::Answered(verdicts) => Answered {
-            verdicts: rules
+        BatchVerdict::Answered(verdicts) => Answered::of(
+            rules
                 .iter()
                 .map(|(i, _)| *i)
                 .zip(verdicts.into_iter().map(Outcome::Evaluated))
                 .collect(),
-            rejected_batch: None,
-        },
+        ),
         // One by one, so that the wrong rule gets its error and the others their values.
         BatchVerdict::Rejected(why) => {
             let mut verdicts = Vec::with_capacity(rules.len());
@@ -348,7 +412,53 @@ async fn ask_pair(
             Answered {
                 verdicts,
                 rejected_batch: Some(why),
+                alerts_rejected: None,
             }
+        }
+    }
+}
+
+/// A batch and the `ALERTS` query in one request: the `ALERTS` query is the batch's last
+/// member, and its series, split out by their tag, are read as [`read_alerts`] reads its
+/// own answer. A rejection sends the two apart.
+async fn ask_together(
+    pair: &PrometheusPair,
+    host: &HostScope,
+    batch: Vec<(usize, &PlannedRule)>,
+    alerts: Vec<(usize, &PlannedRule)>,
+    deadline: Instant,
+) -> Answered {
+    let wanted = wanted(&alerts);
+    let alerts_query = alerts::query(&wanted, host);
+    let members = batch.len();
+    let query = batch::compose(
+        batch
+            .iter()
+            .map(|(_, r)| r.query.as_str())
+            .chain([alerts_query.as_str()]),
+    );
+    match pair.answers(&query, deadline).await {
+        Ok(answers) => {
+            let mut verdicts: Vec<(usize, Outcome)> = batch
+                .iter()
+                .map(|(i, _)| *i)
+                .zip(
+                    pair.batch_verdicts(&answers, members)
+                        .into_iter()
+                        .map(Outcome::Evaluated),
+                )
+                .collect();
+            let parts: Vec<QueryAnswer> = answers.iter().map(|a| batch::part(a, members)).collect();
+            verdicts.extend(alert_outcomes(pair, host, &alerts, &wanted, &parts));
+            Answered::of(verdicts)
+        }
+        Err(why) => {
+            let mut answered = ask_batch(pair, batch, deadline).await;
+            answered
+                .verdicts
+                .extend(read_alerts(pair, Some(host), &alerts, deadline).await);
+            answered.alerts_rejected = Some(why);
+            answered
         }
     }
 }
@@ -363,34 +473,53 @@ async fn read_alerts(
     rules: &[(usize, &PlannedRule)],
     deadline: Instant,
 ) -> Vec<(usize, Outcome)> {
-    let unknown = |verdict: Verdict| {
-        rules
-            .iter()
-            .map(|(i, _)| (*i, Outcome::Evaluated(verdict.clone())))
-            .collect()
-    };
     let Some(host) = host else {
-        return unknown(Verdict::Unknown);
+        return all(rules, Verdict::Unknown);
     };
-    let wanted: Vec<alerts::Wanted<'_>> = rules
+    let wanted = wanted(rules);
+    let query = alerts::query(&wanted, host);
+    match pair.answers(&query, deadline).await {
+        Ok(answers) => alert_outcomes(pair, host, rules, &wanted, &answers),
+        Err(e) => all(
+            rules,
+            Verdict::RuleError(format!("the ALERTS query {query}: {e}")),
+        ),
+    }
+}
+
+fn wanted<'a>(rules: &[(usize, &'a PlannedRule)]) -> Vec<alerts::Wanted<'a>> {
+    rules
         .iter()
         .map(|(_, r)| alerts::Wanted {
             alert: &r.alert,
             on_this_host: r.scope == Scope::Host,
         })
-        .collect();
-    let query = alerts::query(&wanted, host);
-    let answers = match pair.answers(&query, deadline).await {
-        Ok(answers) => answers,
-        Err(e) => return unknown(Verdict::RuleError(format!("the ALERTS query {query}: {e}"))),
-    };
+        .collect()
+}
+
+/// The same evaluated verdict for every rule.
+fn all(rules: &[(usize, &PlannedRule)], verdict: Verdict) -> Vec<(usize, Outcome)> {
+    rules
+        .iter()
+        .map(|(i, _)| (*i, Outcome::Evaluated(verdict.clone())))
+        .collect()
+}
+
+/// Each rule's outcome from the servers' answers to the `ALERTS` query.
+fn alert_outcomes(
+    pair: &PrometheusPair,
+    host: &HostScope,
+    rules: &[(usize, &PlannedRule)],
+    wanted: &[alerts::Wanted<'_>],
+    answers: &[QueryAnswer],
+) -> Vec<(usize, Outcome)> {
     let per_server: Vec<Vec<AlertsState>> = answers
         .iter()
-        .map(|a| alerts::states(a, &wanted, host))
+        .map(|a| alerts::states(a, wanted, host))
         .collect();
     rules
         .iter()
-        .zip(&wanted)
+        .zip(wanted)
         .enumerate()
         .map(|(n, ((i, _), w))| {
             let states = per_server.iter().filter_map(|s| s.get(n).copied());

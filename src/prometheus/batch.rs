@@ -46,6 +46,19 @@ pub fn split(answer: &QueryAnswer, rules: usize) -> Vec<Vec<Reason>> {
     split
 }
 
+/// The series of one `answer` tagged with `position`: one member's own answer, when that
+/// member is not a condition but a query whose series are read for themselves (the pair's
+/// `ALERTS`).
+pub fn part(answer: &QueryAnswer, position: usize) -> QueryAnswer {
+    let tag = position.to_string();
+    let (series, values) = answer
+        .samples()
+        .filter(|(series, _)| series.get(RULE_LABEL) == Some(&tag))
+        .map(|(series, value)| (series.clone(), value.to_owned()))
+        .unzip();
+    QueryAnswer { series, values }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +113,24 @@ mod tests {
             r#"instance="10.0.1.1:20160" value=0"#
         );
         assert_eq!(reasons[0][0].to_string(), "value=1");
+    }
+
+    #[test]
+    fn a_part_is_the_series_of_one_position_with_their_values() {
+        let answer = QueryAnswer {
+            series: vec![
+                series(&[("alertname", "A"), (RULE_LABEL, "1")]),
+                series(&[("instance", "x"), (RULE_LABEL, "0")]),
+                series(&[("alertname", "B"), (RULE_LABEL, "1")]),
+            ],
+            values: vec!["1".into(), "0".into(), "2".into()],
+        };
+        let part = part(&answer, 1);
+        assert_eq!(
+            part.series,
+            [answer.series[0].clone(), answer.series[2].clone()]
+        );
+        assert_eq!(part.values, ["1", "2"]);
+        assert!(super::part(&answer, 2).series.is_empty());
     }
 }

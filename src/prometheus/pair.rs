@@ -270,28 +270,26 @@ impl PrometheusPair {
         rules: usize,
         deadline: Instant,
     ) -> BatchVerdict {
-        let per_server = match self.mode {
-            QueryMode::Failover => match self.query(expr, deadline).await {
-                Ok(answer) => vec![batch::split(&answer, rules)],
-                Err(PairError::BadData(e)) => return BatchVerdict::Rejected(e),
-                Err(PairError::NoAnswer(_)) => Vec::new(),
-            },
-            QueryMode::Any | QueryMode::All => match self.ask_everywhere(expr, deadline).await {
-                Ok(answers) => answers.iter().map(|a| batch::split(a, rules)).collect(),
-                Err(e) => return BatchVerdict::Rejected(e),
-            },
-        };
-        BatchVerdict::Answered(
-            (0..rules)
-                .map(|i| {
-                    self.combine(
-                        per_server
-                            .iter()
-                            .map(|split| split.get(i).cloned().unwrap_or_default()),
-                    )
-                })
-                .collect(),
-        )
+        match self.answers(expr, deadline).await {
+            Ok(answers) => BatchVerdict::Answered(self.batch_verdicts(&answers, rules)),
+            Err(e) => BatchVerdict::Rejected(e),
+        }
+    }
+
+    /// The verdicts of the first `rules` conditions of a batch, from every answer it got
+    /// ([`Self::answers`]): each rule's series split out by its tag, then combined over
+    /// the servers under the mode.
+    pub fn batch_verdicts(&self, answers: &[QueryAnswer], rules: usize) -> Vec<Verdict> {
+        let per_server: Vec<_> = answers.iter().map(|a| batch::split(a, rules)).collect();
+        (0..rules)
+            .map(|i| {
+                self.combine(
+                    per_server
+                        .iter()
+                        .map(|split| split.get(i).cloned().unwrap_or_default()),
+                )
+            })
+            .collect()
     }
 
     async fn evaluate_everywhere(&self, expr: &str, deadline: Instant) -> Verdict {

@@ -181,11 +181,27 @@ fn total(sb: &Sandbox, server: Server, handler: &str) -> f64 {
 /// readiness probe of A; B, not asked, gets only its probe.
 #[tokio::test]
 async fn auto_on_a_host_read_from_alerts_sends_one_request_per_cycle() {
+    requests_per_cycle(&["pd", "blackbox_exporter"], None).await;
+}
+
+/// A TiKV host has rules the pair cannot give per host (their alerts carry no
+/// instance): they are evaluated in a batch that the `ALERTS` query joins, so the host
+/// still sends one request a cycle.
+#[tokio::test]
+async fn auto_on_a_host_with_evaluated_rules_sends_one_request_per_cycle() {
+    requests_per_cycle(
+        &["pd", "tikv", "blackbox_exporter"],
+        Some("TiKV_approximate_region_size"),
+    )
+    .await;
+}
+
+async fn requests_per_cycle(components: &[&str], evaluated: Option<&str>) {
     let sb = sandbox_with_upstream_rules().await;
     let agent = AgentSpec::new(&sb, Host::One)
         .named("auto")
         .source("auto")
-        .components(&["pd", "blackbox_exporter"])
+        .components(components)
         .cluster_reporter(false)
         .start();
     let a_url = sb.server(Server::A).url();
@@ -244,6 +260,13 @@ async fn auto_on_a_host_read_from_alerts_sends_one_request_per_cycle() {
         "{b_ready} probes of B in {n} cycles"
     );
     let values = agent.latest().expect("a snapshot");
+    // A key evaluated (its alert carries no instance) went out in the same request.
+    if let Some(alert) = evaluated {
+        assert!(
+            values.reading(&catalog::key(alert)).is_some(),
+            "{alert} is in the snapshot"
+        );
+    }
     assert_eq!(
         values.reading(&catalog::key("PD_server_is_down")),
         Some(Reading {
