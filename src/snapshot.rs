@@ -54,6 +54,32 @@ pub struct Entry {
     pub reasons: Vec<Reason>,
 }
 
+impl Entry {
+    /// A key the agent computes itself (Prometheus liveness, ping, `Agent_degraded`): 1
+    /// and firing while `firing`, else 0 and ok, with no `for` and no reasons.
+    pub fn computed(
+        key: String,
+        level: &str,
+        component: &str,
+        firing: bool,
+        since: Option<Timestamp>,
+    ) -> Self {
+        Self {
+            key,
+            value: u8::from(firing),
+            level: level.to_owned(),
+            component: component.to_owned(),
+            state: if firing {
+                AlertState::Firing
+            } else {
+                AlertState::Ok
+            },
+            since,
+            reasons: Vec::new(),
+        }
+    }
+}
+
 /// One series that made a rule true: its labels (without `__name__`) and sample value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {

@@ -66,19 +66,7 @@ impl DegradedWatch {
             self.last = Some(firing);
             self.since = Some(now);
         }
-        let entry = Entry {
-            key: self.key.clone(),
-            value: u8::from(firing),
-            level: LEVEL.to_owned(),
-            component: COMPONENT.to_owned(),
-            state: if firing {
-                AlertState::Firing
-            } else {
-                AlertState::Ok
-            },
-            since: self.since,
-            reasons: Vec::new(),
-        };
+        let entry = Entry::computed(self.key.clone(), LEVEL, COMPONENT, firing, self.since);
         (entry, degraded)
     }
 }

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 
 use super::outcome::{RoundOutcome, TargetOutcome};
 use crate::config::PingConfig;
-use crate::snapshot::{AlertState, Entry};
+use crate::snapshot::Entry;
 
 pub const COMPONENT: &str = "ping";
 pub const LATENCY_ALERT: &str = "Ping_latency_over_threshold";
@@ -83,19 +83,7 @@ pub fn entries(
 }
 
 fn entry(key: String, firing: bool) -> Entry {
-    Entry {
-        key,
-        value: u8::from(firing),
-        level: LEVEL.to_owned(),
-        component: COMPONENT.to_owned(),
-        state: if firing {
-            AlertState::Firing
-        } else {
-            AlertState::Ok
-        },
-        since: None,
-        reasons: Vec::new(),
-    }
+    Entry::computed(key, LEVEL, COMPONENT, firing, None)
 }
 
 /// Sets `since`: a key whose value did not change keeps its previous `since`; a new
@@ -116,6 +104,7 @@ mod tests {
     use super::*;
     use crate::ping::outcome::{Echo, EchoResult};
     use crate::ping::target::Target;
+    use crate::snapshot::AlertState;
 
     const MS: Duration = Duration::from_millis(1);
 

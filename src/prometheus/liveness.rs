@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::PrometheusPair;
 use super::pair::Member;
 use super::server::QueryError;
-use crate::snapshot::{AlertState, Entry};
+use crate::snapshot::Entry;
 
 /// `[prometheus] probe_timeout` and `down_after`.
 #[derive(Debug, Clone, Copy)]
@@ -104,20 +104,13 @@ fn record(pair: &PrometheusPair, member: &Member, result: Result<(), QueryError>
 
 /// The `Prometheus_is_down` entry (SPEC §6), from the probes recorded so far.
 pub fn entry(pair: &PrometheusPair, key: &str, level: &str) -> Entry {
-    let down = pair.prometheus_is_down();
-    Entry {
-        key: key.to_owned(),
-        value: u8::from(down),
-        level: level.to_owned(),
-        component: "prometheus".into(),
-        state: if down {
-            AlertState::Firing
-        } else {
-            AlertState::Ok
-        },
-        since: None,
-        reasons: Vec::new(),
-    }
+    Entry::computed(
+        key.to_owned(),
+        level,
+        "prometheus",
+        pair.prometheus_is_down(),
+        None,
+    )
 }
 
 #[cfg(test)]
