@@ -5,7 +5,8 @@
 #      Prometheus B on 127.0.1.2, blackbox exporters, and fake TiDB components on
 #      127.0.1.1, 127.0.1.2 and 127.0.1.10;
 #   3. runs the agent for host 127.0.1.10 and shows its keys;
-#   4. stops the TiKV on 127.0.1.10:20180 and shows TiDB.tikv.TiKV_server_is_down flip to 1;
+#   4. stops the TiKV on 127.0.1.10:20180 and shows TiDB.tikv.TiKV_server_is_down flip to 1,
+#      and `status` saying why;
 #   5. stops Prometheus A and shows the failover to B;
 #   6. stops everything on exit, even on Ctrl-C. DEMO_KEEP=1 keeps the work directory.
 # DEMO_BLOCK=N runs it on 127.N.1.x instead of 127.0.1.x (when block 0 is taken).
@@ -81,6 +82,8 @@ cat >"$work/agent.toml" <<TOML
 interval = "2s"
 state_dir = "$work/state"
 hostname = "demo-$ten"
+# What the status command reads (under systemd: /run/tidb-host-agent/snapshot.json).
+snapshot_file = "$work/snapshot.json"
 
 [host]
 addresses = ["$ten"]
@@ -138,6 +141,10 @@ sandbox stop tikv $ten:20180
 wait_for_line 'TiDB\.tikv\.TiKV_server_is_down\|value=1'
 say "TiKV_server_is_down is 1 on $ten ($one has a TiKV on :20180 too, and is not matched)"
 grep -E 'TiKV_server_is_down|Prometheus_is_down' "$work/alerts.txt"
+say "tidb-host-agent status: the keys that are 1, and why (exit 1: something fires)"
+status_rc=0
+"$agent_bin" status --snapshot "$work/snapshot.json" || status_rc=$?
+[ "$status_rc" -eq 1 ] || fail "status exited $status_rc while a key is 1 (expected 1)"
 
 # --- 5. Prometheus A stops ---------------------------------------------------------------
 say "self-metrics before: every query goes to A, the first configured server"
