@@ -372,6 +372,9 @@ class Fleet:
             "snapshot_age_s": {"p50": percentile(ages, 0.5), "p99": percentile(ages, 0.99),
                                "max": max(ages) if ages else None,
                                "worst_agent_p99": max(agent_p99) if agent_p99 else None,
+                               # Agents whose file was once older than an interval and a
+                               # second: a cycle late or missed.
+                               "late_agents": sum(1 for a in per_agent if a and max(a) > INTERVAL_S + 1),
                                "samples": len(ages), "missing": missing},
             "agent_memory_kib": {k: summary(m.get(k) for m in memory)
                                  for k in ("rss_anon_kib", "pss_kib", "vm_rss_kib")} if memory else None,

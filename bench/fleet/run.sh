@@ -13,9 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if ! python3 -c 'import matplotlib' 2>/dev/null; then
+# Debian's python3, where Debian's matplotlib is (not one from PATH, e.g. pyenv's).
+python=/usr/bin/python3
+if ! "$python" -c 'import matplotlib' 2>/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null
 fi
 cargo build --release --quiet --bin tidb-host-agent --example fleet-exporter
-result=$(python3 bench/fleet/measure.py "$@")
-python3 bench/fleet/render.py "$result"
+result=$("$python" bench/fleet/measure.py "$@")
+"$python" bench/fleet/render.py "$result"
