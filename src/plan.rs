@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, RuleSource};
 use crate::promql::{HostScope, PromqlError};
 use crate::rules::{self, LoadError, LoadOptions, RuleSet, Scope};
 
@@ -25,7 +25,20 @@ pub struct PlannedRule {
     /// An instant-vector expression, so it can share a query with others
     /// ([`crate::prometheus::batch`]).
     pub batchable: bool,
+    /// The rule's alertname.
+    pub alert: String,
+    /// The expression as written in the rule file, before the host rewrite: what `auto`
+    /// compares with the pair's rule of the same name.
+    pub expr: String,
+    /// `[rules] source`, or the key's override.
+    pub value_source: RuleSource,
+    /// Why the key can never be read from the pair's alerts, whatever its source says.
+    pub alerts_blocked: Option<&'static str>,
 }
+
+/// Why a host rule whose expression drops the host label is always evaluated.
+pub const HOST_LABEL_AGGREGATED_AWAY: &str =
+    "its expression aggregates the host label away, so the pair's alerts of it name no host";
 
 /// Everything a cycle needs to know about rules, computed once per configuration.
 #[derive(Debug, Clone)]
@@ -62,7 +75,16 @@ impl Plan {
     pub fn build(config: &Config, addresses: &[String]) -> Result<Plan, PlanError> {
         let set = rules::load(&load_options(config))?;
         let host = HostScope::new(&config.host.label, addresses).map_err(PlanError::Host)?;
-        Plan::new(&set, host)
+        let mut plan = Plan::new(&set, host)?;
+        for rule in &mut plan.rules {
+            rule.value_source = config
+                .rules
+                .overrides
+                .get(&rule.key)
+                .and_then(|o| o.source)
+                .unwrap_or(config.rules.source);
+        }
+        Ok(plan)
     }
 
     /// Plans `set` for `host`.
@@ -80,6 +102,14 @@ impl Plan {
                 Scope::Cluster => rule.expr.clone(),
                 Scope::Computed => String::new(),
             };
+            let alerts_blocked = match rule.scope {
+                Scope::Host => match crate::promql::parse(&rule.expr) {
+                    Ok(expr) if crate::promql::keeps_label(&expr, host.label()) => None,
+                    _ => Some(HOST_LABEL_AGGREGATED_AWAY),
+                },
+                Scope::Cluster => None,
+                Scope::Computed => Some("the daemon computes it"),
+            };
             planned.push(PlannedRule {
                 key: rule.key.clone(),
                 component: rule.component.clone(),
@@ -89,6 +119,10 @@ impl Plan {
                 query,
                 source: rule.source.clone(),
                 batchable: rule.instant_vector && rule.scope != Scope::Computed,
+                alert: rule.alert.clone(),
+                expr: rule.expr.clone(),
+                value_source: RuleSource::Evaluate,
+                alerts_blocked,
             });
         }
         let detect = |q: &str| host.rewrite(q).map_err(PlanError::Host);

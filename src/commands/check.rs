@@ -10,7 +10,9 @@ use tokio::time::Instant;
 use super::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::config::Config;
 use crate::daemon::Generation;
+use crate::evaluation::sources::{self, ServerRules};
 use crate::metrics::Metrics;
+use crate::plan::PlannedRule;
 
 pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
     let generation = match Generation::build(config, Arc::new(Metrics::new())).await {
@@ -75,6 +77,15 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
             }
         }
     }
+    let servers = sources::read(pair, config.prometheus.timeout.get()).await;
+    for server in &servers {
+        if let Err(e) = &server.rules {
+            println!(
+                "server {}: cannot read its alerting rules: {e}",
+                server.server
+            );
+        }
+    }
     for rule in &rules {
         let deadline = Instant::now() + config.prometheus.timeout.get();
         match pair.query(&rule.query, deadline).await {
@@ -85,12 +96,34 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
                 println!("{}: error: {e}", rule.key);
             }
         }
+        print!("{}", sources_of(rule, &servers));
     }
     if failed {
         ExitCode::from(EXIT_RUNTIME)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// A key's source as the daemon would decide it now, and how each server's rule of the
+/// same name compares with the agent's.
+fn sources_of(rule: &PlannedRule, servers: &[ServerRules]) -> String {
+    let decision = sources::decide(rule, servers);
+    let mut out = format!(
+        "  source: {} ({})\n",
+        decision.source.name(),
+        decision.reason
+    );
+    for server in servers {
+        if let Some(comparison) = server.compare(rule) {
+            out.push_str(&format!(
+                "  server {}: {}\n",
+                server.server,
+                comparison.describe()
+            ));
+        }
+    }
+    out
 }
 
 /// Secret files any user of the host can read: the token is as good as public there.

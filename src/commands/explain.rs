@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use promql_parser::util::display_duration;
 
 use super::{EXIT_CONFIG, EXIT_USAGE, print};
-use crate::config::Config;
+use crate::config::{Config, RuleSource};
 use crate::discovery::addresses;
-use crate::plan::{Plan, PlanError};
+use crate::plan::{Plan, PlanError, PlannedRule};
 use crate::rules::Scope;
 
 /// Width of the field names, so that the values line up.
@@ -67,6 +67,9 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(out, "  for:       {}", display_duration(&rule.for_));
         let _ = writeln!(out, "  level:     {}", rule.level);
         let _ = writeln!(out, "  source:    {}", rule.source);
+        if rule.scope != Scope::Computed {
+            let _ = writeln!(out, "  from:      {}", value_source(rule));
+        }
         let _ = writeln!(
             out,
             "  query:     {}",
@@ -82,6 +85,26 @@ pub fn render(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// Where the key's value comes from (SPEC §15 "Sources"), as far as the configuration
+/// decides it; under `auto`, `check --connect` shows what the servers decide.
+fn value_source(rule: &PlannedRule) -> String {
+    if let Some(why) = rule.alerts_blocked {
+        return format!("evaluate ({why})");
+    }
+    let alerts = match rule.scope {
+        Scope::Host => format!("ALERTS{{alertname=\"{}\"}} on this host", rule.alert),
+        _ => format!("ALERTS{{alertname=\"{}\"}} on any instance", rule.alert),
+    };
+    match rule.value_source {
+        RuleSource::Evaluate => "evaluate".to_owned(),
+        RuleSource::Alerts => format!("alerts: the pair's {alerts}"),
+        RuleSource::Auto => format!(
+            "auto: the pair's {alerts} when every server loads this rule with the same \
+             expression, else evaluate (check --connect shows which)"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -132,12 +155,12 @@ mod tests {
         assert!(text.contains(
             "\nTiDB.pd.PD_node_restart\n  component: pd\n  scope:     host\n  for:       1m30s\n  \
              level:     warning\n  source:    built-in catalog (rules/tidb.rules.yml)\n  \
-             query:     changes(process_start_time_seconds{instance=~\"(?:10\\\\.0\\\\.1\\\\.5)(?::[0-9]+)?\",job=\"pd\"}[5m]) > 0\n"
+             from:      evaluate\n  query:     changes(process_start_time_seconds{instance=~\"(?:10\\\\.0\\\\.1\\\\.5)(?::[0-9]+)?\",job=\"pd\"}[5m]) > 0\n"
         ));
         assert!(text.contains(
             "\nTiDB.extra.Multi\n  component: extra\n  scope:     cluster (sent unmodified, only by \
              cluster reporters)\n  for:       0s\n  level:     warning\n  source:    \
-             /etc/tidb-host-agent/rules.d/extra.rules.yml\n  query:     up\n               == 0\n"
+             /etc/tidb-host-agent/rules.d/extra.rules.yml\n  from:      evaluate\n  query:     up\n               == 0\n"
         ));
         assert!(
             text.ends_with(

@@ -22,6 +22,7 @@ pub async fn run(config: Config, format_kind: FormatKind) -> ExitCode {
     let config = generation.config.clone();
     // A single run cannot wait for `down_after` probes: one failure counts.
     liveness::probe_all(generation.pair(), config.prometheus.probe_timeout.get(), 1).await;
+    generation.read_sources().await;
     let mut cycle = generation.into_cycle();
     let mut state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
     cycle.restore(state.restore());

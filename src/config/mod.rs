@@ -319,9 +319,34 @@ pub struct RulesConfig {
     pub files: Vec<String>,
     /// Keys whose rules are turned off.
     pub disable: Vec<String>,
-    /// Per-key overrides of `for`, `level` and `scope`.
+    /// Where each key's value comes from, unless its override says otherwise.
+    pub source: RuleSource,
+    /// Per-key overrides of `for`, `level`, `scope` and `source`.
     #[serde(rename = "override")]
     pub overrides: BTreeMap<String, RuleOverrideConfig>,
+}
+
+/// Where a key's value comes from (SPEC §15 "Sources").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleSource {
+    /// The agent asks the pair to evaluate the rule for this host.
+    #[default]
+    Evaluate,
+    /// The pair's own `ALERTS` series for the rule's alertname and this host.
+    Alerts,
+    /// `alerts` when the pair loads the same rule, else `evaluate`.
+    Auto,
+}
+
+impl RuleSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleSource::Evaluate => "evaluate",
+            RuleSource::Alerts => "alerts",
+            RuleSource::Auto => "auto",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
@@ -331,6 +356,7 @@ pub struct RuleOverrideConfig {
     pub for_: Option<Duration>,
     pub level: Option<String>,
     pub scope: Option<Scope>,
+    pub source: Option<RuleSource>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

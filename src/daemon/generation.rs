@@ -10,11 +10,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::RuleSource;
 use crate::config::{ClusterReporter, Config};
 use crate::discovery::{ComponentDetector, addresses, ping_targets};
-use crate::evaluation::Evaluator;
 use crate::evaluation::host_cycle::{self, HostCycle};
 use crate::evaluation::state::{SavedState, StateWriter};
+use crate::evaluation::{Evaluator, sources};
 use crate::forward::{ForwardError, Forwarder};
 use crate::metrics::Metrics;
 use crate::output::{OutputError, Outputs};
@@ -58,6 +59,8 @@ pub struct Generation {
     pair: Arc<PrometheusPair>,
     cycle: HostCycle,
     forwarder: Option<Forwarder>,
+    /// Each key's source, sent to the cycle's evaluator.
+    decisions: watch::Sender<sources::Decisions>,
 }
 
 impl Generation {
@@ -102,6 +105,9 @@ impl Generation {
             config.prometheus.rules_per_query,
             config.prometheus.timeout.get(),
         );
+        let rules = plan.evaluated();
+        let (decisions, decided) = watch::channel(sources::decide_all(&rules, &[]));
+        let evaluator = evaluator.with_sources(plan.host.clone(), decided);
         let components = ComponentDetector::new(
             config.host.clone(),
             plan.detect_groups.clone(),
@@ -114,9 +120,14 @@ impl Generation {
             step_secs: config.agent.interval.get().as_secs().max(1),
             pair: pair.clone(),
             evaluator,
-            rules: plan.evaluated(),
+            rules,
             components,
             prometheus_key: plan.prometheus_key(&config),
+            probing: liveness::Probing {
+                timeout: config.prometheus.probe_timeout.get(),
+                down_after: config.prometheus.down_after,
+            },
+            query_timeout: config.prometheus.timeout.get(),
         });
         Ok(Self {
             config,
@@ -124,7 +135,25 @@ impl Generation {
             pair,
             cycle,
             forwarder,
+            decisions,
         })
+    }
+
+    /// Under `auto`, reads what the servers load once and decides each key's source (for
+    /// `once`, which runs no background task).
+    pub async fn read_sources(&self) {
+        if self.uses_auto() {
+            let servers = sources::read(&self.pair, self.config.prometheus.timeout.get()).await;
+            self.decisions
+                .send_replace(sources::decide_all(self.cycle.rules(), &servers));
+        }
+    }
+
+    fn uses_auto(&self) -> bool {
+        self.cycle
+            .rules()
+            .iter()
+            .any(|r| r.value_source == RuleSource::Auto && r.alerts_blocked.is_none())
     }
 
     pub fn pair(&self) -> &Arc<PrometheusPair> {
@@ -144,11 +173,13 @@ impl Generation {
         metrics: &Arc<Metrics>,
         token: CancellationToken,
     ) -> Running {
+        let uses_auto = self.uses_auto();
         let Self {
             config,
             pair,
             mut cycle,
             forwarder,
+            decisions,
             ..
         } = self;
         let state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
@@ -161,6 +192,15 @@ impl Generation {
             "agent configured"
         );
         let tasks = TaskTracker::new();
+        if uses_auto {
+            tasks.spawn(sources::run(
+                pair.clone(),
+                cycle.rules().to_vec(),
+                config.prometheus.timeout.get(),
+                decisions,
+                token.clone(),
+            ));
+        }
         let outputs = Outputs::start(&config.outputs, metrics.clone(), &tasks, &token);
         if config.ping.enabled {
             let (entries_tx, entries_rx) = watch::channel(Vec::new());
@@ -190,13 +230,6 @@ impl Generation {
                 ));
             }
         }
-        tasks.spawn(liveness::run(
-            pair.clone(),
-            config.agent.interval.get(),
-            config.prometheus.probe_timeout.get(),
-            config.prometheus.down_after,
-            token.clone(),
-        ));
         if let Some(forwarder) = forwarder {
             forward_on_own_thread(forwarder, metrics.clone(), token.clone(), &tasks);
         }

@@ -10,13 +10,18 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+use super::sources::{Decisions, Source};
 use super::{ForState, Observation};
 use crate::config::OnNoData;
+use crate::config::QueryMode;
 use crate::metrics::Metrics;
 use crate::plan::PlannedRule;
+use crate::prometheus::alerts::{self, AlertsState};
 use crate::prometheus::{BatchVerdict, PrometheusPair, Verdict, batch};
+use crate::promql::HostScope;
 use crate::rules::Scope;
 use crate::snapshot::{AlertState, Entry};
+use tokio::sync::watch;
 
 pub struct Evaluator {
     pair: Arc<PrometheusPair>,
@@ -33,12 +38,31 @@ pub struct Evaluator {
     /// Keys sent one by one: in a batch that was rejected, so one of them is wrong (or
     /// the server takes them only apart). Kept for the life of the configuration.
     unbatched: HashSet<String>,
+    /// Set when keys may be read from the pair's alerts.
+    alerts: Option<AlertsReading>,
 }
 
-/// What a cycle sends: one rule on its own, or several in one query.
+/// What reading keys from the pair's `ALERTS` needs.
+struct AlertsReading {
+    host: HostScope,
+    /// Each key's source ([`sources`]), kept up to date under `auto`.
+    decisions: watch::Receiver<Decisions>,
+}
+
+/// What a cycle sends: one rule on its own, several in one query, or the one query on the
+/// pair's `ALERTS` for every key read from them.
 enum Ask<'a> {
     One(usize, &'a PlannedRule),
     Batch(Vec<(usize, &'a PlannedRule)>),
+    Alerts(Vec<(usize, &'a PlannedRule)>),
+}
+
+/// What a cycle learnt of one rule.
+enum Outcome {
+    /// Evaluated by the pair, or no answer from its alerts.
+    Evaluated(Verdict),
+    /// Read from the pair's alerts.
+    Alert(AlertsState),
 }
 
 impl Evaluator {
@@ -61,7 +85,15 @@ impl Evaluator {
             states: HashMap::new(),
             errors: HashMap::new(),
             unbatched: HashSet::new(),
+            alerts: None,
         }
+    }
+
+    /// Reads from the pair's `ALERTS` the keys whose decision says so, with `host`'s
+    /// matcher. Without this every key is evaluated.
+    pub fn with_sources(mut self, host: HostScope, decisions: watch::Receiver<Decisions>) -> Self {
+        self.alerts = Some(AlertsReading { host, decisions });
+        self
     }
 
     pub fn states(&self) -> &HashMap<String, ForState> {
@@ -92,15 +124,28 @@ impl Evaluator {
             })
             .collect();
         let pair = &self.pair;
-        let asks = self.asks(&applicable);
+        let (from_alerts, evaluated): (Vec<_>, Vec<_>) = {
+            let decisions = self.alerts.as_ref().map(|a| a.decisions.borrow());
+            applicable.iter().copied().enumerate().partition(|(_, r)| {
+                decisions.as_ref().is_some_and(|d| {
+                    d.get(&r.key)
+                        .is_some_and(|decision| decision.source == Source::Alerts)
+                })
+            })
+        };
+        let mut asks = self.asks(&evaluated);
+        if !from_alerts.is_empty() {
+            asks.insert(0, Ask::Alerts(from_alerts));
+        }
+        let host = self.alerts.as_ref().map(|a| &a.host);
         let answered: Vec<Answered> = futures::stream::iter(asks)
-            .map(|ask| async move { ask_pair(pair, ask, deadline).await })
+            .map(|ask| async move { ask_pair(pair, host, ask, deadline).await })
             .buffer_unordered(self.max_concurrency)
             .collect()
             .await;
 
         let mut entries = Vec::with_capacity(applicable.len());
-        let mut by_index: Vec<Option<Verdict>> = vec![None; applicable.len()];
+        let mut by_index: Vec<Option<Outcome>> = applicable.iter().map(|_| None).collect();
         for answered in answered {
             if let Some(rejection) = answered.rejected_batch {
                 let keys: Vec<&str> = answered
@@ -122,9 +167,9 @@ impl Evaluator {
                 }
             }
         }
-        for (rule, verdict) in applicable.iter().zip(by_index) {
-            let verdict = verdict.unwrap_or(Verdict::Unknown);
-            entries.push(self.apply(rule, verdict, now));
+        for (rule, outcome) in applicable.iter().zip(by_index) {
+            let outcome = outcome.unwrap_or(Outcome::Evaluated(Verdict::Unknown));
+            entries.push(self.apply(rule, outcome, now));
         }
         // Keys no longer evaluated (component gone past its TTL, rule disabled) drop
         // their state, so a later return starts clean.
@@ -135,14 +180,13 @@ impl Evaluator {
 
     /// The queries of a cycle: host rules and cluster rules each in batches of up to
     /// `rules_per_query`, and alone the rules that cannot share a query.
-    fn asks<'a>(&self, applicable: &[&'a PlannedRule]) -> Vec<Ask<'a>> {
+    fn asks<'a>(&self, evaluated: &[(usize, &'a PlannedRule)]) -> Vec<Ask<'a>> {
         let mut asks = Vec::new();
         for scope in [Scope::Host, Scope::Cluster] {
-            let (together, alone): (Vec<_>, Vec<_>) = applicable
+            let (together, alone): (Vec<_>, Vec<_>) = evaluated
                 .iter()
-                .enumerate()
+                .copied()
                 .filter(|(_, r)| r.scope == scope)
-                .map(|(i, r)| (i, *r))
                 .partition(|(_, r)| r.batchable && !self.unbatched.contains(&r.key));
             // With `rules_per_query` 1 every chunk is a single rule, sent on its own.
             for chunk in together.chunks(self.rules_per_query) {
@@ -156,7 +200,11 @@ impl Evaluator {
         asks
     }
 
-    fn apply(&mut self, rule: &PlannedRule, verdict: Verdict, now: Timestamp) -> Entry {
+    fn apply(&mut self, rule: &PlannedRule, outcome: Outcome, now: Timestamp) -> Entry {
+        let verdict = match outcome {
+            Outcome::Evaluated(verdict) => verdict,
+            Outcome::Alert(alert) => return self.follow(rule, alert, now),
+        };
         let observation = match &verdict {
             Verdict::True => Observation::True,
             Verdict::False => Observation::False,
@@ -210,34 +258,84 @@ impl Evaluator {
     }
 }
 
-/// The verdicts of one [`Ask`], by index into the cycle's applicable rules.
+impl Evaluator {
+    /// The entry of a key read from the pair's alerts: Prometheus owns its `for`.
+    fn follow(&mut self, rule: &PlannedRule, alert: AlertsState, now: Timestamp) -> Entry {
+        self.metrics.rule_evaluation(match alert {
+            AlertsState::Firing => "true",
+            AlertsState::Pending | AlertsState::Inactive => "false",
+        });
+        if self.errors.remove(&rule.key).is_some() {
+            tracing::info!(key = %rule.key, "rule evaluates again");
+        }
+        let previous = self.states.get(&rule.key).copied().unwrap_or_default();
+        let next = previous.follow(alert, now);
+        self.states.insert(rule.key.clone(), next);
+        let (value, state) = match alert {
+            AlertsState::Inactive => (0, AlertState::Ok),
+            AlertsState::Pending => (0, AlertState::Pending),
+            AlertsState::Firing => (1, AlertState::Firing),
+        };
+        Entry {
+            key: rule.key.clone(),
+            value,
+            level: rule.level.clone(),
+            component: rule.component.clone(),
+            state,
+            since: next.since(),
+        }
+    }
+}
+
+/// The outcomes of one [`Ask`], by index into the cycle's applicable rules.
 struct Answered {
-    verdicts: Vec<(usize, Verdict)>,
+    verdicts: Vec<(usize, Outcome)>,
     /// Set when the rules were asked together and the server rejected the query.
     rejected_batch: Option<String>,
 }
 
-async fn ask_pair(pair: &PrometheusPair, ask: Ask<'_>, deadline: Instant) -> Answered {
+async fn ask_pair(
+    pair: &PrometheusPair,
+    host: Option<&HostScope>,
+    ask: Ask<'_>,
+    deadline: Instant,
+) -> Answered {
     let rules = match ask {
         Ask::One(i, rule) => {
             return Answered {
-                verdicts: vec![(i, pair.evaluate(&rule.query, deadline).await)],
+                verdicts: vec![(
+                    i,
+                    Outcome::Evaluated(pair.evaluate(&rule.query, deadline).await),
+                )],
                 rejected_batch: None,
             };
         }
         Ask::Batch(rules) => rules,
+        Ask::Alerts(rules) => {
+            return Answered {
+                verdicts: read_alerts(pair, host, &rules, deadline).await,
+                rejected_batch: None,
+            };
+        }
     };
     let query = batch::compose(rules.iter().map(|(_, r)| r.query.as_str()));
     match pair.evaluate_batch(&query, rules.len(), deadline).await {
         BatchVerdict::Answered(verdicts) => Answered {
-            verdicts: rules.iter().map(|(i, _)| *i).zip(verdicts).collect(),
+            verdicts: rules
+                .iter()
+                .map(|(i, _)| *i)
+                .zip(verdicts.into_iter().map(Outcome::Evaluated))
+                .collect(),
             rejected_batch: None,
         },
         // One by one, so that the wrong rule gets its error and the others their values.
         BatchVerdict::Rejected(why) => {
             let mut verdicts = Vec::with_capacity(rules.len());
             for (i, rule) in rules {
-                verdicts.push((i, pair.evaluate(&rule.query, deadline).await));
+                verdicts.push((
+                    i,
+                    Outcome::Evaluated(pair.evaluate(&rule.query, deadline).await),
+                ));
             }
             Answered {
                 verdicts,
@@ -245,6 +343,59 @@ async fn ask_pair(pair: &PrometheusPair, ask: Ask<'_>, deadline: Instant) -> Ans
             }
         }
     }
+}
+
+/// The keys read from the pair's alerts: one query, and each key's state combined over
+/// the answering servers under the pair's mode (`failover`: the one server asked; `any`:
+/// the most advanced state any server has; `all`: the least advanced every server has).
+/// No answer is unknown, as for an evaluated key.
+async fn read_alerts(
+    pair: &PrometheusPair,
+    host: Option<&HostScope>,
+    rules: &[(usize, &PlannedRule)],
+    deadline: Instant,
+) -> Vec<(usize, Outcome)> {
+    let unknown = |verdict: Verdict| {
+        rules
+            .iter()
+            .map(|(i, _)| (*i, Outcome::Evaluated(verdict.clone())))
+            .collect()
+    };
+    let Some(host) = host else {
+        return unknown(Verdict::Unknown);
+    };
+    let wanted: Vec<alerts::Wanted<'_>> = rules
+        .iter()
+        .map(|(_, r)| alerts::Wanted {
+            alert: &r.alert,
+            on_this_host: r.scope == Scope::Host,
+        })
+        .collect();
+    let query = alerts::query(&wanted, host);
+    let answers = match pair.answers(&query, deadline).await {
+        Ok(answers) => answers,
+        Err(e) => return unknown(Verdict::RuleError(format!("the ALERTS query {query}: {e}"))),
+    };
+    let per_server: Vec<Vec<AlertsState>> = answers
+        .iter()
+        .map(|a| alerts::states(a, &wanted, host))
+        .collect();
+    rules
+        .iter()
+        .enumerate()
+        .map(|(n, (i, _))| {
+            let states = per_server.iter().map(|s| s[n]);
+            let combined = match pair.mode() {
+                QueryMode::All => states.min(),
+                QueryMode::Any | QueryMode::Failover => states.max(),
+            };
+            let outcome = match combined {
+                Some(state) => Outcome::Alert(state),
+                None => Outcome::Evaluated(Verdict::Unknown),
+            };
+            (*i, outcome)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -278,6 +429,10 @@ mod tests {
                 query: format!("up == {i}"),
                 source: "test".into(),
                 batchable: false,
+                alert: format!("Rule{i}"),
+                expr: format!("up == {i}"),
+                value_source: crate::config::RuleSource::Evaluate,
+                alerts_blocked: None,
             })
             .collect();
         let components = ["tikv".to_owned()].into();

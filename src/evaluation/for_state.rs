@@ -7,6 +7,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::prometheus::alerts::AlertsState;
+
 /// A rule condition's observation in one cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
@@ -50,6 +52,19 @@ impl ForState {
                 ForState::Firing { since: now }
             }
             s => s,
+        }
+    }
+
+    /// The next state of a key read from the pair's alerts, whose `for` Prometheus owns:
+    /// its state, with `since` the time the agent first saw it.
+    pub fn follow(self, alert: AlertsState, now: Timestamp) -> ForState {
+        match (self, alert) {
+            (ForState::Inactive { .. }, AlertsState::Inactive)
+            | (ForState::Pending { .. }, AlertsState::Pending)
+            | (ForState::Firing { .. }, AlertsState::Firing) => self,
+            (_, AlertsState::Inactive) => ForState::Inactive { since: Some(now) },
+            (_, AlertsState::Pending) => ForState::Pending { since: now },
+            (_, AlertsState::Firing) => ForState::Firing { since: now },
         }
     }
 

@@ -3,15 +3,18 @@
 //! handed in by their tasks, and the snapshot that goes to the sinks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::Evaluator;
 use super::state::SavedState;
 use crate::discovery::ComponentDetector;
 use crate::plan::PlannedRule;
-use crate::prometheus::{PrometheusPair, liveness};
+use crate::prometheus::PrometheusPair;
+use crate::prometheus::liveness::{self, Probing};
 use crate::snapshot::{Entry, Snapshot};
 
 pub struct HostCycle {
@@ -26,6 +29,9 @@ pub struct HostCycle {
     components: ComponentDetector,
     /// Key and level of `Prometheus_is_down`.
     prometheus_key: (String, String),
+    probing: Probing,
+    /// How long a cycle may take (SPEC §13: the query timeout plus one second).
+    budget: Duration,
     /// Keys computed by other tasks (ping), as they last sent them.
     computed: Vec<watch::Receiver<Vec<Entry>>>,
 }
@@ -40,6 +46,8 @@ pub struct Parts {
     pub rules: Vec<PlannedRule>,
     pub components: ComponentDetector,
     pub prometheus_key: (String, String),
+    pub probing: Probing,
+    pub query_timeout: Duration,
 }
 
 impl HostCycle {
@@ -53,6 +61,8 @@ impl HostCycle {
             rules: parts.rules,
             components: parts.components,
             prometheus_key: parts.prometheus_key,
+            probing: parts.probing,
+            budget: parts.query_timeout + Duration::from_secs(1),
             computed: Vec::new(),
         }
     }
@@ -67,14 +77,18 @@ impl HostCycle {
         self.computed.push(entries);
     }
 
-    /// One cycle: detection when due, every rule, the computed keys.
+    /// One cycle: detection when due, every rule, each server's liveness, the computed
+    /// keys.
     pub async fn run(&mut self) -> Snapshot {
         let now = Timestamp::now();
-        let components = self.components.present(&self.pair, now).await;
-        let mut entries = self
-            .evaluator
-            .cycle(&self.rules, &components, self.cluster_reporter, now)
-            .await;
+        let deadline = Instant::now() + self.budget;
+        let work = async {
+            let components = self.components.present(&self.pair, now).await;
+            self.evaluator
+                .cycle(&self.rules, &components, self.cluster_reporter, now)
+                .await
+        };
+        let mut entries = liveness::alongside(&self.pair, self.probing, deadline, work).await;
         let (key, level) = &self.prometheus_key;
         entries.push(liveness::entry(&self.pair, key, level));
         for rx in &self.computed {

@@ -5,6 +5,7 @@
 pub mod evaluator;
 pub mod for_state;
 pub mod host_cycle;
+pub mod sources;
 pub mod state;
 
 pub use evaluator::Evaluator;

@@ -1,6 +1,7 @@
 //! The Prometheus side: one server's client ([`server`]), the HA pair with its
 //! preference and modes ([`pair`]), and the liveness probe ([`liveness`]).
 
+pub mod alerts;
 pub mod batch;
 pub mod liveness;
 pub mod pair;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::batch;
@@ -27,6 +28,12 @@ pub struct Member {
     failed_probes: AtomicU32,
     /// Failed `down_after` probes in a row.
     down: AtomicBool,
+    /// In this cycle, a query got an answer (a `bad_data` one too: the server is up).
+    answered: AtomicBool,
+    /// In this cycle, a query failed.
+    failed: AtomicBool,
+    /// Wakes the cycle's liveness check at a query's failure ([`super::liveness`]).
+    failure: Notify,
 }
 
 impl Member {
@@ -36,6 +43,23 @@ impl Member {
 
     pub fn is_available(&self) -> bool {
         self.available.load(Ordering::Relaxed)
+    }
+
+    /// A query got an answer in this cycle, and none failed.
+    pub fn answered_this_cycle(&self) -> bool {
+        self.answered.load(Ordering::Relaxed) && !self.failed_this_cycle()
+    }
+
+    pub fn failed_this_cycle(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a query to this server to fail in this cycle.
+    pub async fn failure(&self) {
+        // A wake-up left over from a failure outside the cycle is not one.
+        while !self.failed_this_cycle() {
+            self.failure.notified().await;
+        }
     }
 }
 
@@ -122,6 +146,9 @@ impl PrometheusPair {
                 available: AtomicBool::new(true),
                 failed_probes: AtomicU32::new(0),
                 down: AtomicBool::new(false),
+                answered: AtomicBool::new(false),
+                failed: AtomicBool::new(false),
+                failure: Notify::new(),
             }));
         }
         // Stable: keeps the configured order within local and remote servers.
@@ -138,6 +165,24 @@ impl PrometheusPair {
         &self.members
     }
 
+    pub fn mode(&self) -> QueryMode {
+        self.mode
+    }
+
+    /// Every answer a query gets under the configured mode: the preferred server's under
+    /// `failover`, every answering server's under `any` and `all`; none when no server
+    /// answered. `Err` is the query's rejection (`bad_data`).
+    pub async fn answers(&self, expr: &str, deadline: Instant) -> Result<Vec<QueryAnswer>, String> {
+        match self.mode {
+            QueryMode::Failover => match self.query(expr, deadline).await {
+                Ok(answer) => Ok(vec![answer]),
+                Err(PairError::BadData(e)) => Err(e),
+                Err(PairError::NoAnswer(_)) => Ok(Vec::new()),
+            },
+            QueryMode::Any | QueryMode::All => self.ask_everywhere(expr, deadline).await,
+        }
+    }
+
     pub fn has_local(&self) -> bool {
         self.members.iter().any(|m| m.local)
     }
@@ -147,6 +192,14 @@ impl PrometheusPair {
         let any_local_down = self.members.iter().any(|m| m.local && m.is_down());
         let all_down = !self.members.is_empty() && self.members.iter().all(|m| m.is_down());
         any_local_down || all_down
+    }
+
+    /// Starts a cycle: no server has answered or failed in it yet.
+    pub fn begin_cycle(&self) {
+        for m in &self.members {
+            m.answered.store(false, Ordering::Relaxed);
+            m.failed.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Records one liveness probe result for `member`.
@@ -300,14 +353,18 @@ impl PrometheusPair {
         let started = Instant::now();
         let result = member.server.query(expr, timeout).await;
         self.metrics.query(&member.server.name, started.elapsed());
-        if let Err(e) = &result
-            && e.is_server_failure()
-            && member.available.swap(false, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                server = %member.server.name,
-                "query failed ({e}); skipping this server until its next successful probe"
-            );
+        match &result {
+            Err(e) if e.is_server_failure() => {
+                member.failed.store(true, Ordering::Relaxed);
+                member.failure.notify_one();
+                if member.available.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        server = %member.server.name,
+                        "query failed ({e}); skipping this server until its next successful probe"
+                    );
+                }
+            }
+            _ => member.answered.store(true, Ordering::Relaxed),
         }
         result
     }

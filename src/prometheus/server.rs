@@ -219,6 +219,33 @@ impl Server {
             .unwrap_or(Err(QueryError::Timeout(timeout)))
     }
 
+    /// The alerting rules the server loads, as `(alertname, query)`:
+    /// `GET /api/v1/rules?type=alert`, without their active alerts, the body capped at
+    /// [`MAX_RULES_BODY`].
+    pub async fn alerting_rules(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<(String, String)>, QueryError> {
+        let mut url = self.endpoint("api/v1/rules")?;
+        url.query_pairs_mut()
+            .append_pair("type", "alert")
+            .append_pair("exclude_alerts", "true");
+        let work = async {
+            let response = self
+                .with_auth(self.client.get(url))
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| transport(&e, timeout))?;
+            let status = response.status();
+            let bytes = read_capped(response, MAX_RULES_BODY, timeout).await?;
+            parse_rules(status.as_u16(), &bytes)
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(QueryError::Timeout(timeout)))
+    }
+
     /// Liveness: `GET /-/ready`, falling back to `/-/healthy` when the server has no
     /// readiness endpoint (404).
     pub async fn probe(&self, timeout: Duration) -> Result<(), QueryError> {
@@ -315,6 +342,60 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<QueryAnswer, QueryError>
     }
 }
 
+/// The largest `/api/v1/rules` answer read: TiDB's rule files are about 100 kB of it.
+pub const MAX_RULES_BODY: u64 = 8 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct RulesResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<RulesData>,
+}
+
+#[derive(Deserialize)]
+struct RulesData {
+    #[serde(default)]
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Deserialize)]
+struct RuleGroup {
+    #[serde(default)]
+    rules: Vec<ApiRule>,
+}
+
+#[derive(Deserialize)]
+struct ApiRule {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    query: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+/// Reads a `/api/v1/rules` answer: the alerting rules' names and queries.
+pub fn parse_rules(status: u16, body: &[u8]) -> Result<Vec<(String, String)>, QueryError> {
+    if !(200..300).contains(&status) {
+        return Err(QueryError::Status(status));
+    }
+    let response: RulesResponse =
+        serde_json::from_slice(body).map_err(|e| QueryError::Garbage(e.to_string()))?;
+    if response.status != "success" {
+        return Err(QueryError::Garbage(format!("status {}", response.status)));
+    }
+    let data = response
+        .data
+        .ok_or_else(|| QueryError::Garbage("no data in a success response".into()))?;
+    Ok(data
+        .groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .filter(|r| r.kind == "alerting")
+        .map(|r| (r.name, r.query))
+        .collect())
+}
+
 fn read_secret(what: &'static str, path: &std::path::Path) -> Result<String, ServerError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
@@ -397,6 +478,28 @@ mod tests {
         assert!(matches!(
             parse_answer(200, scalar),
             Err(QueryError::BadData(_))
+        ));
+    }
+
+    #[test]
+    fn alerting_rules_are_read_from_the_rules_api() {
+        let body = br#"{"status":"success","data":{"groups":[{"name":"tikv","file":"/x.yml","rules":[
+            {"state":"inactive","name":"TiKV_server_is_down","query":"probe_success{group=\"tikv\"} == 0","duration":60,"labels":{"level":"critical"},"health":"ok","type":"alerting"},
+            {"name":"rec","query":"sum(up)","health":"ok","type":"recording"}]}]}}"#;
+        assert_eq!(
+            parse_rules(200, body).unwrap(),
+            [(
+                "TiKV_server_is_down".to_owned(),
+                "probe_success{group=\"tikv\"} == 0".to_owned()
+            )]
+        );
+        assert!(matches!(
+            parse_rules(503, b""),
+            Err(QueryError::Status(503))
+        ));
+        assert!(matches!(
+            parse_rules(200, b"{"),
+            Err(QueryError::Garbage(_))
         ));
     }
 

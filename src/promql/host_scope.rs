@@ -178,7 +178,7 @@ fn sort_matchers(selector: &mut VectorSelector) {
         .sort_by_cached_key(|matcher| matcher.to_string());
 }
 
-fn children_mut(expr: &mut Expr) -> Vec<&mut Expr> {
+pub(super) fn children_mut(expr: &mut Expr) -> Vec<&mut Expr> {
     match expr {
         Expr::Aggregate(aggregate) => {
             let mut children = Vec::with_capacity(2);
@@ -203,7 +203,7 @@ fn children_mut(expr: &mut Expr) -> Vec<&mut Expr> {
 
 /// Erases the differences that promql-parser's Display introduces without changing meaning:
 /// matchers print sorted, `sum by () (x)` prints as `sum(x)`, and `a + ignoring () b` as `a + b`.
-fn normalize(expr: &mut Expr) {
+pub(super) fn normalize(expr: &mut Expr) {
     match expr {
         Expr::VectorSelector(selector) => sort_matchers(selector),
         Expr::MatrixSelector(matrix) => sort_matchers(&mut matrix.vs),

@@ -1,9 +1,13 @@
 //! PromQL on top of `promql-parser`: one guarded parse entry point, a selector walk, and the
 //! host-scoping rewriter ([`HostScope`], SPEC §3). Pure code, no I/O.
 
+mod equivalence;
 mod host_scope;
+mod output_labels;
 
+pub use equivalence::{canonical, same};
 pub use host_scope::HostScope;
+pub use output_labels::keeps_label;
 
 use promql_parser::parser::{Expr, VectorSelector};
 

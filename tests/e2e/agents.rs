@@ -44,6 +44,8 @@ pub struct AgentSpec {
     rules_per_query: Option<usize>,
     /// A user rule file's text, loaded beside the catalog.
     rules_file: Option<String>,
+    /// `[rules] source`, when set.
+    source: Option<&'static str>,
 }
 
 impl AgentSpec {
@@ -64,7 +66,14 @@ impl AgentSpec {
             max_response_bytes: None,
             rules_per_query: None,
             rules_file: None,
+            source: None,
         }
+    }
+
+    /// `[rules] source`: `evaluate`, `alerts` or `auto`.
+    pub fn source(mut self, source: &'static str) -> AgentSpec {
+        self.source = Some(source);
+        self
     }
 
     /// The name in failure messages and in the snapshot's `host`.
@@ -180,12 +189,14 @@ path = \"{{dir}}/snapshot.json\"
 listen = \"{metrics_listen}\"
 "
         );
+        if rules_file.is_some() || self.source.is_some() {
+            out.push_str("\n[rules]\n");
+        }
         if let Some(path) = rules_file {
-            let _ = write!(
-                out,
-                "\n[rules]\nfiles = [{:?}]\n",
-                path.display().to_string()
-            );
+            let _ = writeln!(out, "files = [{:?}]", path.display().to_string());
+        }
+        if let Some(source) = self.source {
+            let _ = writeln!(out, "source = \"{source}\"");
         }
         for (key, duration) in &self.fors {
             let _ = write!(out, "\n[rules.override.{key:?}]\nfor = \"{duration}\"\n");

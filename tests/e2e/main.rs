@@ -24,5 +24,6 @@ mod hung_server;
 mod modes;
 mod no_server;
 mod one_server_down;
+mod sources;
 mod steady;
 mod tikv_down;

@@ -49,6 +49,7 @@ mod query;
 mod scrape_config;
 mod supervisor;
 mod topology;
+mod upstream_rules;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -89,6 +90,9 @@ pub struct SandboxOptions {
     pub start_servers: bool,
     /// A fixed block (`Some(DEMO_BLOCK)` for the demo), or the first free test block.
     pub block: Option<u8>,
+    /// Load TiDB's own rule files (tests/data/upstream, `for:` shortened to 0s) into the
+    /// Prometheus servers, as TiUP does, so that they write `ALERTS`. Off by default.
+    pub upstream_rules: bool,
 }
 
 impl Default for SandboxOptions {
@@ -97,6 +101,7 @@ impl Default for SandboxOptions {
             server_b: ServerKind::Prometheus,
             start_servers: true,
             block: None,
+            upstream_rules: false,
         }
     }
 }
@@ -293,7 +298,8 @@ impl Sandbox {
                 Server::A => ServerKind::Prometheus,
                 Server::B => options.server_b,
             };
-            let process = server_process(&root, &specs, block, server, kind);
+            let rules = options.upstream_rules && kind == ServerKind::Prometheus;
+            let process = server_process(&root, &specs, block, server, kind, rules);
             sandbox.servers.push(MetricsServer {
                 server,
                 kind,
@@ -515,9 +521,10 @@ fn server_process(
     block: u8,
     server: Server,
     kind: ServerKind,
+    upstream_rules: bool,
 ) -> ManagedProcess {
     let addr = server.host().addr(block, PROMETHEUS_PORT);
-    let config = scrape_config::scrape_config(specs, block, server, kind);
+    let mut config = scrape_config::scrape_config(specs, block, server, kind);
     let (name, program) = match kind {
         ServerKind::Prometheus => ("prometheus", "/usr/bin/prometheus"),
         ServerKind::VictoriaMetrics => ("victoria-metrics", "/usr/bin/victoria-metrics"),
@@ -525,6 +532,10 @@ fn server_process(
     let home = root.join(format!("{name}-{}", server.view()));
     std::fs::create_dir_all(home.join("data"))
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
+    if upstream_rules {
+        let files = upstream_rules::write_copies(&home.join("rules"));
+        config.push_str(&upstream_rules::section(&files));
+    }
     let config_path = write(&home.join("scrape.yml"), &config);
     let data = home.join("data");
     let args = match kind {
