@@ -272,6 +272,22 @@ class Fleet:
                                            stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL))
         return agents, [d / "alerts.txt" for d in directories]
 
+    def sources(self, binary):
+        """What `check --connect` says of a typical host's keys (node_exporter, blackbox
+        exporter and TiKV only): {source (reason): [key, …]}."""
+        index = min(5, self.hosts - 1)
+        config = self.work / "agents" / str(index) / "config.toml"
+        answer = subprocess.run([binary, "check", "--connect", "-c", config], capture_output=True,
+                                text=True, timeout=60)
+        keys, key = {}, None
+        for line in answer.stdout.splitlines():
+            if line and not line.startswith(" "):
+                key = line.split(":", 1)[0]
+            elif line.startswith("  source: ") and key:
+                keys.setdefault(line[len("  source: "):].strip(), []).append(key)
+        return {"host": self.table[index]["ip"], "components": self.table[index]["components"],
+                "keys_by_source": keys}
+
     # one mode -------------------------------------------------------------------------
 
     def measure(self, mode, binary, fragment):
@@ -282,7 +298,13 @@ class Fleet:
                 f"{self.args.warmup_seconds:g} s")
             time.sleep(self.args.warmup_seconds)
         try:
-            return self.window(mode, agents, outputs)
+            figures = self.window(mode, agents, outputs)
+            if fragment is not None:
+                try:
+                    figures["typical_host"] = self.sources(binary)
+                except (OSError, subprocess.SubprocessError) as why:
+                    figures["typical_host"] = {"error": str(why)}
+            return figures
         finally:
             stop(agents)
 
