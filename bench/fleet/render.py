@@ -259,6 +259,20 @@ def render(files, source):
             "mode, times N, added to the `none` run at N. Prometheus' cost per query grows with "
             "its series (more hosts, more series), so the figure is a lower bound.")
         add("")
+    sources = [(h, m, figures[(h, m)]["typical_host"]) for h in hosts_list for m in modes
+               if (h, m) in figures and "keys_by_source" in figures[(h, m)].get("typical_host", {})
+               and m not in ("evaluate", "sequential")]
+    if sources:
+        hosts, mode, typical = sources[-1]
+        add(f"Where a typical host's keys come from in `{mode}` (N={hosts}, host {typical['host']}: "
+            f"{', '.join(typical['components'])}), as `check --connect` says:")
+        add("")
+        by_source = {source: keys if isinstance(keys, list) else [] for source, keys
+                     in typical["keys_by_source"].items()}
+        add(table(["source", "keys", ""], [
+            [source, len(keys), ", ".join(f"`{k.split('.')[-1]}`" for k in keys) if len(keys) <= 12 else ""]
+            for source, keys in sorted(by_source.items(), key=lambda kv: -len(kv[1]))]))
+        add("")
     if plot(figures, extra, hosts_list, modes):
         add(f"![The pair's CPU against N, one line per mode]({PLOT.relative_to(ROOT / 'bench')})")
         add("")
