@@ -239,7 +239,9 @@ def render(files, source):
                     memory_text(f, "rss_anon_kib"), memory_text(f, "pss_kib"),
                     num(f["agents_cpu_ms_per_s"], 1, " ms/s") if mode != "none" else "",
                     num(f["exporter_cpu_ms_per_s"], 1, " ms/s"),
-                    f"{num(f['others_cpu_ms_per_s'], 0, ' ms/s')} (load {f['load1_after']:.2f})",
+                    # /proc/stat's ticks and the processes' own differ by ~10 ms/s.
+                    f"{num(f['others_cpu_ms_per_s'], 0, ' ms/s') if f['others_cpu_ms_per_s'] > 10 else '≈ 0'}"
+                    f" (load {f['load1_after']:.2f})",
                 ])
             elif (hosts, mode) in extra:
                 pair, share, base_n = extra[(hosts, mode)]
