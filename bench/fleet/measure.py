@@ -15,7 +15,8 @@ The pair and the exporter stay up while each mode runs in turn:
 A mode is a config fragment and an agent binary: `--mode NAME=SECTION.KEY=VALUE;…` adds or
 replaces one, `--agent-for NAME=PATH` gives it another binary.
 
-Measured over each window: both Prometheus processes' CPU (/proc/PID/stat), their
+Measured over each window (--rounds windows back to back per mode; the figures are their
+medians, each window's figures kept too): both Prometheus processes' CPU (/proc/PID/stat), their
 `prometheus_http_requests_total` and `prometheus_http_request_duration_seconds` deltas,
 the age of every agent's output file (sampled once a second), the agents' CPU and memory
 (/proc/PID/smaps_rollup), the exporter's CPU and the whole machine's (/proc/stat).
@@ -178,6 +179,17 @@ def summary(values):
             "min": values[0], "count": len(values)}
 
 
+def medians(rounds):
+    """One figures dict from several windows' dicts: the median of each number."""
+    first = rounds[0]
+    if isinstance(first, dict):
+        return {k: medians([r.get(k) for r in rounds]) for k in first}
+    numbers = [r for r in rounds if isinstance(r, (int, float)) and not isinstance(r, bool)]
+    if numbers and isinstance(first, (int, float)) and not isinstance(first, bool):
+        return statistics.median(numbers)
+    return first
+
+
 def percentile(values, q):
     values = sorted(values)
     if not values:
@@ -298,7 +310,13 @@ class Fleet:
                 f"{self.args.warmup_seconds:g} s")
             time.sleep(self.args.warmup_seconds)
         try:
-            figures = self.window(mode, agents, outputs)
+            rounds = [self.window(mode, agents, outputs) for _ in range(self.args.rounds)]
+            figures = medians(rounds)
+            ages = [r["snapshot_age_s"] for r in rounds]
+            figures["snapshot_age_s"]["max"] = max((a["max"] for a in ages if a["max"] is not None), default=None)
+            figures["snapshot_age_s"]["late_agents"] = max(a["late_agents"] for a in ages)
+            if len(rounds) > 1:
+                figures["rounds"] = rounds
             if fragment is not None:
                 try:
                     figures["typical_host"] = self.sources(binary)
@@ -449,7 +467,8 @@ def main():
     add("--agent-for", action="append", default=[], metavar="MODE=BINARY",
         help="another agent binary for one mode")
     add("--skip", default="1000:sequential", help="N:MODE pairs not run (they do not fit 2 cores)")
-    add("--window-seconds", type=float, default=60)
+    add("--window-seconds", type=float, default=30, help="one measured window")
+    add("--rounds", type=int, default=3, help="windows per mode, back to back; figures are their medians")
     add("--warmup-seconds", type=float, default=30, help="after the last agent started")
     add("--settle-seconds", type=float, default=45, help="after the pair is ready, before the first mode")
     add("--icmp-exporters", type=int, default=1)
@@ -483,7 +502,7 @@ def main():
         "prometheus": subprocess.run(["prometheus", "--version"], capture_output=True,
                                      text=True).stdout.splitlines()[0],
         "tree": tree,
-        "setup": {"interval_s": INTERVAL_S, "window_seconds": args.window_seconds,
+        "setup": {"interval_s": INTERVAL_S, "window_seconds": args.window_seconds, "rounds": args.rounds,
                   "warmup_seconds": args.warmup_seconds, "settle_seconds": args.settle_seconds,
                   "icmp_exporters": args.icmp_exporters, "rule_files": RULE_FILES,
                   "modes": {m: args.modes[m] for m in modes},

@@ -162,7 +162,9 @@ def render(files, source):
             + f"; {m['cores']} cores ({m['cpu_model']}), {m['mem_total_kib'] / 1048576:.1f} GiB; {r['prometheus']}. "
             f"Load average before {' '.join(f'{x:.2f}' for x in m['load_before'])}, after "
             f"{' '.join(f'{x:.2f}' for x in m.get('load_after', []))}. "
-            f"Window {s['window_seconds']:g} s per mode after {s['warmup_seconds']:g} s of warm-up; "
+            + (f"Median of {s['rounds']} windows of {s['window_seconds']:g} s" if s.get("rounds", 1) > 1
+               else f"One window of {s['window_seconds']:g} s")
+            + f" per mode after {s['warmup_seconds']:g} s of warm-up; "
             f"modes: " + ", ".join(f"`{k}`" + (f" ({'; '.join(f'[{sec}] ' + ', '.join(v) for sec, v in frag.items())})"
                                                if frag else "") for k, frag in s["modes"].items())
             + (f"; not run: {', '.join(s['skip'])}" if s.get("skip") else "")
@@ -210,7 +212,7 @@ def render(files, source):
 
     add("### Figures")
     add("")
-    add("One window per mode. The pair's CPU is both Prometheus processes' utime + stime over "
+    add("The pair's CPU is both Prometheus processes' utime + stime over "
         "the window (1000 ms/s is one core); the agents' share is that less the `none` run of the "
         "same pair. Requests per host per cycle count every handler but `/metrics`, both "
         "servers. Serving time is the sum of `prometheus_http_request_duration_seconds_sum` "
