@@ -44,6 +44,7 @@
 mod component_metrics;
 mod exposition;
 mod fake;
+pub mod fleet;
 mod query;
 mod scrape_config;
 mod supervisor;

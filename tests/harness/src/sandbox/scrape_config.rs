@@ -20,12 +20,12 @@ pub enum ServerKind {
 }
 
 /// Component scrape jobs, in TiUP's order.
-const COMPONENT_JOBS: [&str; 5] = ["overwritten-nodes", "tidb", "tikv", "pd", "tiflash"];
+pub(super) const COMPONENT_JOBS: [&str; 5] = ["overwritten-nodes", "tidb", "tikv", "pd", "tiflash"];
 
 /// Metric names TiUP drops from the tidb job.
-const TIDB_DROPPED: &str = "tidb_tikvclient_source_request_seconds_count|tidb_tikvclient_batch_requests_sum|tidb_tikvclient_batch_requests_count|tidb_tikvclient_batch_pending_requests_sum|tidb_tikvclient_batch_pending_requests_count";
+pub(super) const TIDB_DROPPED: &str = "tidb_tikvclient_source_request_seconds_count|tidb_tikvclient_batch_requests_sum|tidb_tikvclient_batch_requests_count|tidb_tikvclient_batch_pending_requests_sum|tidb_tikvclient_batch_pending_requests_count";
 
-fn quoted_list(addrs: &[String]) -> String {
+pub(super) fn quoted_list(addrs: &[String]) -> String {
     let mut out = String::new();
     for a in addrs {
         let _ = writeln!(out, "      - '{a}'");
@@ -33,7 +33,7 @@ fn quoted_list(addrs: &[String]) -> String {
     out
 }
 
-fn probe_relabel(blackbox: SocketAddr) -> String {
+pub(super) fn probe_relabel(blackbox: SocketAddr) -> String {
     format!(
         "    relabel_configs:
       - source_labels: [__address__]

@@ -131,7 +131,7 @@ impl ProbeJob {
 }
 
 /// The metric set an HTTP port serves on `/metrics`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MetricSet {
     PdLeader,
     PdFollower,
