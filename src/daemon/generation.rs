@@ -201,6 +201,7 @@ impl Generation {
             tasks.spawn(sources::run(
                 pair.clone(),
                 cycle.rules().to_vec(),
+                config.agent.interval.into(),
                 config.prometheus.timeout.get(),
                 decisions,
                 token.clone(),

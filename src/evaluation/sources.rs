@@ -2,7 +2,9 @@
 //! this host, or the agent reads the pair's own `ALERTS` of it. Under `auto`, a key is read
 //! from `ALERTS` when every server that answered `/api/v1/rules` loads one alerting rule of
 //! its name with the same expression; what the servers load is read at start (each
-//! generation, so each reload) and every [`REFRESH_EVERY`].
+//! generation, so each reload) and every [`REFRESH_EVERY`]. A read that fails is retried
+//! sooner (see [`Schedule`]), so that a fleet started while its pair is overloaded moves
+//! to `ALERTS` as soon as the pair answers, not [`REFRESH_EVERY`] later.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -163,12 +165,43 @@ pub fn decide_all(rules: &[PlannedRule], servers: &[ServerRules]) -> Decisions {
         .collect()
 }
 
-/// Under `auto`: reads the servers' rules now and every [`REFRESH_EVERY`], and sends the
+/// When the next read of the servers' rules is due: [`REFRESH_EVERY`] after a read that
+/// every server answered; after one that some server failed, one cycle `interval` later,
+/// doubling at each further failure up to [`REFRESH_EVERY`].
+#[derive(Debug)]
+pub struct Schedule {
+    interval: Duration,
+    retry: Duration,
+}
+
+impl Schedule {
+    pub fn new(interval: Duration) -> Self {
+        let interval = interval.min(REFRESH_EVERY);
+        Self {
+            interval,
+            retry: interval,
+        }
+    }
+
+    /// The wait before the next read, after a read that `failed` on some server.
+    pub fn after(&mut self, failed: bool) -> Duration {
+        if !failed {
+            self.retry = self.interval;
+            return REFRESH_EVERY;
+        }
+        let wait = self.retry;
+        self.retry = self.retry.saturating_mul(2).min(REFRESH_EVERY);
+        wait
+    }
+}
+
+/// Under `auto`: reads the servers' rules now and on the [`Schedule`], and sends the
 /// decisions. A server that cannot be read keeps its last reading. A server whose rules
 /// differ from the agent's is logged when the keys concerned change, not at every read.
 pub async fn run(
     pair: std::sync::Arc<PrometheusPair>,
     rules: Vec<PlannedRule>,
+    interval: Duration,
     timeout: Duration,
     decisions: watch::Sender<Decisions>,
     shutdown: CancellationToken,
@@ -179,13 +212,9 @@ pub async fn run(
         .collect();
     let mut last: HashMap<String, ServerRules> = HashMap::new();
     let mut logged: HashMap<String, BTreeSet<String>> = HashMap::new();
-    let mut ticker = tokio::time::interval(REFRESH_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut schedule = Schedule::new(interval);
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+        let mut failed = false;
         for read in read(&pair, timeout).await {
             match &read.rules {
                 Ok(_) => {
@@ -194,12 +223,17 @@ pub async fn run(
                 }
                 Err(e) => {
                     tracing::debug!(server = %read.server, "cannot read the alerting rules: {e}");
+                    failed = true;
                     last.entry(read.server.clone()).or_insert(read);
                 }
             }
         }
         let servers: Vec<ServerRules> = last.values().cloned().collect();
         decisions.send_replace(decide_all(&rules, &servers));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(schedule.after(failed)) => {}
+        }
     }
 }
 
@@ -311,6 +345,26 @@ mod tests {
         assert_eq!(
             decide(&down, &[a, twice]).reason,
             "auto: B loads 2 alerting rules of this name"
+        );
+    }
+
+    #[test]
+    fn a_failed_read_is_retried_at_the_next_cycle_then_less_and_less_often() {
+        let mut schedule = Schedule::new(Duration::from_secs(15));
+        assert_eq!(schedule.after(false), REFRESH_EVERY);
+        let waits: Vec<u64> = (0..7).map(|_| schedule.after(true).as_secs()).collect();
+        assert_eq!(waits, [15, 30, 60, 120, 240, 300, 300]);
+        assert_eq!(schedule.after(false), REFRESH_EVERY);
+        assert_eq!(
+            schedule.after(true),
+            Duration::from_secs(15),
+            "reset by a good read"
+        );
+        let mut slow = Schedule::new(Duration::from_secs(600));
+        assert_eq!(
+            slow.after(true),
+            REFRESH_EVERY,
+            "never later than a refresh"
         );
     }
 
