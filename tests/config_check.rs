@@ -132,3 +132,23 @@ fn check_warns_about_a_secret_file_every_user_can_read() {
     assert!(!open.contains("s3cret"), "{open}");
     assert_eq!(check(0o640), "");
 }
+
+/// `check | head` closes stdout early: the check still tells its result by the exit
+/// status, and does not panic.
+#[test]
+fn check_into_a_closed_pipe_exits_with_its_result() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = agent()
+        .arg("check")
+        .arg("-c")
+        .arg(&example)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -14,6 +14,15 @@ use crate::evaluation::sources::{self, ServerRules};
 use crate::metrics::Metrics;
 use crate::plan::PlannedRule;
 
+/// `println!` that leaves a closed stdout (`check --connect | head`) alone: the report goes
+/// out line by line as the queries answer, and the exit status still tells the result.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
     let generation = match Generation::build(config, Arc::new(Metrics::new())).await {
         Ok(generation) => generation,
@@ -24,7 +33,7 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
     };
     let config = &generation.config;
     let rules = generation.plan.evaluated();
-    println!(
+    say!(
         "{}: configuration OK ({} rules, {} outputs)",
         path.display(),
         rules.len(),
@@ -44,15 +53,17 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
             .probe(config.prometheus.probe_timeout.get())
             .await
         {
-            Ok(()) => println!(
+            Ok(()) => say!(
                 "server {} (local: {}): up",
-                member.server.name, member.local
+                member.server.name,
+                member.local
             ),
             Err(e) => {
                 failed = true;
-                println!(
+                say!(
                     "server {} (local: {}): DOWN: {e}",
-                    member.server.name, member.local
+                    member.server.name,
+                    member.local
                 );
             }
         }
@@ -68,19 +79,19 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
             };
         match answer {
             Ok((client, alerts)) => {
-                println!("alertmanager {}: up ({alerts} alerts match)", client.name());
+                say!("alertmanager {}: up ({alerts} alerts match)", client.name());
             }
             Err(e) => {
                 failed = true;
                 // The error names the server (without the URL's credentials).
-                println!("DOWN: {e}");
+                say!("DOWN: {e}");
             }
         }
     }
-    let servers = sources::read(pair, config.prometheus.timeout.get()).await;
+    let servers = sources::read(pair, &rules, config.prometheus.timeout.get()).await;
     for server in &servers {
         if let Err(e) = &server.rules {
-            println!(
+            say!(
                 "server {}: cannot read its alerting rules: {e}",
                 server.server
             );
@@ -89,14 +100,14 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
     for rule in &rules {
         let deadline = Instant::now() + config.prometheus.timeout.get();
         match pair.query(&rule.query, deadline).await {
-            Ok(a) if a.series.is_empty() => println!("{}: ok", rule.key),
-            Ok(a) => println!("{}: firing ({} series)", rule.key, a.series.len()),
+            Ok(a) if a.series.is_empty() => say!("{}: ok", rule.key),
+            Ok(a) => say!("{}: firing ({} series)", rule.key, a.series.len()),
             Err(e) => {
                 failed = true;
-                println!("{}: error: {e}", rule.key);
+                say!("{}: error: {e}", rule.key);
             }
         }
-        print!("{}", sources_of(rule, &servers));
+        say!("{}", sources_of(rule, &servers).trim_end_matches('\n'));
     }
     if failed {
         ExitCode::from(EXIT_RUNTIME)

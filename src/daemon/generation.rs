@@ -148,7 +148,12 @@ impl Generation {
     /// `once`, which runs no background task).
     pub async fn read_sources(&self) {
         if self.uses_auto() {
-            let servers = sources::read(&self.pair, self.config.prometheus.timeout.get()).await;
+            let servers = sources::read(
+                &self.pair,
+                self.cycle.rules(),
+                self.config.prometheus.timeout.get(),
+            )
+            .await;
             self.decisions
                 .send_replace(sources::decide_all(self.cycle.rules(), &servers));
         }

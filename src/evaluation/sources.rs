@@ -6,7 +6,7 @@
 //! sooner (see [`Schedule`]), so that a fleet started while its pair is overloaded moves
 //! to `ALERTS` as soon as the pair answers, not [`REFRESH_EVERY`] later.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use promql_parser::parser::Expr;
@@ -99,8 +99,15 @@ impl ServerRules {
     }
 }
 
-/// Reads every server's alerting rules, concurrently, each within `timeout`.
-pub async fn read(pair: &PrometheusPair, timeout: Duration) -> Vec<ServerRules> {
+/// Reads every server's alerting rules, concurrently, each within `timeout`, and keeps
+/// those named like one of `ours` (the rest of the pair's rules are never compared).
+pub async fn read(
+    pair: &PrometheusPair,
+    ours: &[PlannedRule],
+    timeout: Duration,
+) -> Vec<ServerRules> {
+    let names: HashSet<&str> = ours.iter().map(|r| r.alert.as_str()).collect();
+    let names = &names;
     let reads = pair.members().iter().map(|m| async move {
         let rules = m
             .server
@@ -110,8 +117,10 @@ pub async fn read(pair: &PrometheusPair, timeout: Duration) -> Vec<ServerRules> 
             .map(|list| {
                 let mut by_name: HashMap<String, Vec<Option<Expr>>> = HashMap::new();
                 for (name, query) in list {
-                    let canonical = crate::promql::canonical(&query).ok();
-                    by_name.entry(name).or_default().push(canonical);
+                    if names.contains(name.as_str()) {
+                        let canonical = crate::promql::canonical(&query).ok();
+                        by_name.entry(name).or_default().push(canonical);
+                    }
                 }
                 by_name
             });
@@ -215,7 +224,7 @@ pub async fn run(
     let mut schedule = Schedule::new(interval);
     loop {
         let mut failed = false;
-        for read in read(&pair, timeout).await {
+        for read in read(&pair, &rules, timeout).await {
             match &read.rules {
                 Ok(_) => {
                     log_differences(&read, &auto, &mut logged);
