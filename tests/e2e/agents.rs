@@ -576,10 +576,12 @@ pub async fn wait_until(expectations: &[(&HostAgent, Expected)], what: &str) {
             assert_eq!(
                 snapshot.values(),
                 expected.values(),
-                "{what}: {} matched, then snapshot {} changed: {}",
+                "{what}: {} matched, then snapshot {} changed: {}\n--- {} log tail:\n{}",
                 agent.name,
                 snapshot.timestamp,
-                diff(expected, &snapshot.readings)
+                diff(expected, &snapshot.readings),
+                agent.name,
+                agent.log_tail()
             );
         }
     }
