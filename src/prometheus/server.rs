@@ -247,12 +247,7 @@ impl Server {
             .append_pair("type", "alert")
             .append_pair("exclude_alerts", "true");
         let work = async {
-            let response = self
-                .with_auth(self.client.get(url))
-                .timeout(timeout)
-                .send()
-                .await
-                .map_err(|e| transport(&e, timeout))?;
+            let response = self.get(url, timeout).await?;
             let status = response.status();
             let bytes = read_capped(response, MAX_RULES_BODY, timeout).await?;
             parse_rules(status.as_u16(), &bytes)
@@ -267,13 +262,7 @@ impl Server {
     pub async fn probe(&self, timeout: Duration) -> Result<(), QueryError> {
         let work = async {
             for path in ["-/ready", "-/healthy"] {
-                let url = self.endpoint(path)?;
-                let response = self
-                    .with_auth(self.client.get(url))
-                    .timeout(timeout)
-                    .send()
-                    .await
-                    .map_err(|e| transport(&e, timeout))?;
+                let response = self.get(self.endpoint(path)?, timeout).await?;
                 let status = response.status();
                 if status.is_success() {
                     return Ok(());
@@ -287,6 +276,19 @@ impl Server {
         tokio::time::timeout(timeout, work)
             .await
             .unwrap_or(Err(QueryError::Timeout(timeout)))
+    }
+
+    /// `GET url` with the server's credentials, within `timeout`; the response's head.
+    async fn get(
+        &self,
+        url: reqwest::Url,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, QueryError> {
+        self.with_auth(self.client.get(url))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| transport(&e, timeout))
     }
 }
 
