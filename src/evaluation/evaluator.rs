@@ -287,24 +287,13 @@ impl Evaluator {
                 };
                 (value, AlertState::Unknown)
             }
-            _ => match next {
-                ForState::Inactive { .. } => (0, AlertState::Ok),
-                ForState::Pending { .. } => (0, AlertState::Pending),
-                ForState::Firing { .. } => (1, AlertState::Firing),
-            },
+            _ => reading(next),
         };
-        Entry {
-            key: rule.key.clone(),
-            value,
-            level: rule.level.clone(),
-            component: rule.component.clone(),
-            state,
-            since: next.since(),
-            reasons: match verdict {
-                Verdict::True(reasons) => reasons,
-                _ => Vec::new(),
-            },
-        }
+        let reasons = match verdict {
+            Verdict::True(reasons) => reasons,
+            _ => Vec::new(),
+        };
+        entry(rule, (value, state), next, reasons)
     }
 
     /// The entry of a key read from the pair's alerts: Prometheus owns its `for`.
@@ -325,20 +314,34 @@ impl Evaluator {
         let previous = self.states.get(&rule.key).copied().unwrap_or_default();
         let next = previous.follow(alert, now);
         self.states.insert(rule.key.clone(), next);
-        let (value, state) = match alert {
-            AlertsState::Inactive => (0, AlertState::Ok),
-            AlertsState::Pending => (0, AlertState::Pending),
-            AlertsState::Firing => (1, AlertState::Firing),
-        };
-        Entry {
-            key: rule.key.clone(),
-            value,
-            level: rule.level.clone(),
-            component: rule.component.clone(),
-            state,
-            since: next.since(),
-            reasons,
-        }
+        entry(rule, reading(next), next, reasons)
+    }
+}
+
+/// What a key in `state` shows: 0 and ok, 0 and pending, or 1 and firing.
+fn reading(state: ForState) -> (u8, AlertState) {
+    match state {
+        ForState::Inactive { .. } => (0, AlertState::Ok),
+        ForState::Pending { .. } => (0, AlertState::Pending),
+        ForState::Firing { .. } => (1, AlertState::Firing),
+    }
+}
+
+/// `rule`'s entry showing `(value, state)`, since `next` began.
+fn entry(
+    rule: &PlannedRule,
+    (value, state): (u8, AlertState),
+    next: ForState,
+    reasons: Vec<Reason>,
+) -> Entry {
+    Entry {
+        key: rule.key.clone(),
+        value,
+        level: rule.level.clone(),
+        component: rule.component.clone(),
+        state,
+        since: next.since(),
+        reasons,
     }
 }
 
