@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use super::component_metrics;
 use super::exposition::{Series, render};
-use super::scrape_config::{COMPONENT_JOBS, TIDB_DROPPED, probe_relabel, quoted_list};
+use super::scrape_config::{COMPONENT_JOBS, TIDB_DROPPED, icmp_job, probe_relabel, quoted_list};
 use super::supervisor::unix_now;
 use super::topology::{
     BLACKBOX_PORT, MetricSet, NODE_EXPORTER_PORT, PD_PORT, PROMETHEUS_PORT, Server, TIDB_PORT,
@@ -245,32 +245,7 @@ rule_files:
     }
     let monitored: Vec<String> = hosts.iter().map(|h| h.ip.to_string()).collect();
     for host in hosts.iter().take(pair.icmp_exporters) {
-        let blackbox = host.addr(BLACKBOX_PORT);
-        let _ = write!(
-            out,
-            "  - job_name: \"blackbox_exporter_{blackbox}_icmp\"
-    scrape_interval: 6s
-    metrics_path: /probe
-    params:
-      module: [icmp]
-    static_configs:
-    - targets:
-{}    relabel_configs:
-      - source_labels: [__address__]
-        regex: (.*)(:80)?
-        target_label: __param_target
-        replacement: ${{1}}
-      - source_labels: [__param_target]
-        regex: (.*)
-        target_label: ping
-        replacement: ${{1}}
-      - source_labels: []
-        regex: .*
-        target_label: __address__
-        replacement: '{blackbox}'
-",
-            quoted_list(&monitored)
-        );
+        out.push_str(&icmp_job(&host.addr(BLACKBOX_PORT), "6s", &monitored));
     }
     out
 }

@@ -96,8 +96,38 @@ fn probe_groups(fakes: &[FakeSpec], block: u8, job: ProbeJob) -> Vec<(String, Ve
     groups
 }
 
-pub fn icmp_job_name(blackbox: SocketAddr) -> String {
+pub fn icmp_job_name(blackbox: impl std::fmt::Display) -> String {
     format!("blackbox_exporter_{blackbox}_icmp")
+}
+
+/// TiUP's ICMP job of the blackbox exporter at `blackbox`: every `interval`, a ping of
+/// each of `monitored`, the target kept in the `ping` label.
+pub(super) fn icmp_job(blackbox: &str, interval: &str, monitored: &[String]) -> String {
+    format!(
+        "  - job_name: \"{}\"
+    scrape_interval: {interval}
+    metrics_path: /probe
+    params:
+      module: [icmp]
+    static_configs:
+    - targets:
+{}    relabel_configs:
+      - source_labels: [__address__]
+        regex: (.*)(:80)?
+        target_label: __param_target
+        replacement: ${{1}}
+      - source_labels: [__param_target]
+        regex: (.*)
+        target_label: ping
+        replacement: ${{1}}
+      - source_labels: []
+        regex: .*
+        target_label: __address__
+        replacement: '{blackbox}'
+",
+        icmp_job_name(blackbox),
+        quoted_list(monitored)
+    )
 }
 
 /// The scrape config of `server` in block `block`.
@@ -180,33 +210,11 @@ global:
     }
     let monitored: Vec<String> = Host::ALL.iter().map(|h| h.ip(block).to_string()).collect();
     for host in Host::ALL {
-        let blackbox = host.addr(block, BLACKBOX_PORT);
-        let _ = write!(
-            out,
-            "  - job_name: \"{}\"
-    scrape_interval: 1s
-    metrics_path: /probe
-    params:
-      module: [icmp]
-    static_configs:
-    - targets:
-{}    relabel_configs:
-      - source_labels: [__address__]
-        regex: (.*)(:80)?
-        target_label: __param_target
-        replacement: ${{1}}
-      - source_labels: [__param_target]
-        regex: (.*)
-        target_label: ping
-        replacement: ${{1}}
-      - source_labels: []
-        regex: .*
-        target_label: __address__
-        replacement: '{blackbox}'
-",
-            icmp_job_name(blackbox),
-            quoted_list(&monitored)
-        );
+        out.push_str(&icmp_job(
+            &host.addr(block, BLACKBOX_PORT).to_string(),
+            "1s",
+            &monitored,
+        ));
     }
     out
 }
