@@ -76,7 +76,7 @@ impl Metrics {
         let server_up = Family::<Labels, Gauge>::default();
         registry.register(
             "server_up",
-            "1 while a Prometheus server passes its liveness probe",
+            "1 until a Prometheus server fails down_after probes in a row (a remote server not asked is probed only while no server answers)",
             server_up.clone(),
         );
         let failovers = Counter::default();

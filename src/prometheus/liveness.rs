@@ -1,7 +1,12 @@
-//! Liveness (SPEC §6, §15 "Requests"): each cycle, every server's readiness. A server that
-//! answered one of the cycle's queries is ready, with no request of its own; the others (not
-//! asked, or failing) get `/-/ready`, as soon as that is known, so that a hung server never
-//! delays a cycle.
+//! Liveness (SPEC §6, §15 "Requests"): each cycle, the readiness that `Prometheus_is_down`
+//! and the choice of server need. A server that answered one of the cycle's queries is ready,
+//! with no request of its own. A failing server gets `/-/ready` as soon as it fails, so that
+//! a hung server never delays a cycle. A server not asked gets it when the cycle's work ends,
+//! unless it is remote and another server answered: then its readiness changes no value
+//! (the key counts remote servers only when every server is down, and one answered), and
+//! under `failover` a spare is asked only when the preferred one fails, which that query
+//! finds out. So a host whose preferred server answers sends that server one request per
+//! cycle and none to the spare.
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,8 +39,9 @@ pub async fn probe_all(pair: &PrometheusPair, timeout: Duration, down_after: u32
 /// Runs `work`, a cycle's queries, and alongside it settles each server's liveness for the
 /// cycle: a server that answered a query and failed none counts as one successful probe; a
 /// server that a query failed on is probed at once; one that was unavailable from the start
-/// is probed at once; one that was not asked is probed when `work` ends. No probe runs past
-/// `deadline`: one with no time left is skipped, and counts neither way.
+/// is probed at once; one that was not asked is probed when `work` ends, unless it is remote
+/// and another server answered (then it is left as it was). No probe runs past `deadline`:
+/// one with no time left is skipped, and counts neither way.
 pub async fn alongside<T>(
     pair: &PrometheusPair,
     probing: Probing,
@@ -70,6 +76,9 @@ async fn settle(
             () = done.cancelled() => {
                 if member.answered_this_cycle() {
                     record(pair, member, Ok(()), probing.down_after);
+                    return;
+                }
+                if !member.local && pair.answered_this_cycle() {
                     return;
                 }
             }
@@ -115,7 +124,13 @@ pub fn entry(pair: &PrometheusPair, key: &str, level: &str) -> Entry {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::net::IpAddr;
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::config::{PrometheusConfig, ServerConfig};
+    use crate::metrics::Metrics;
     use crate::prometheus::test_support::{hung_server, pair_of};
 
     /// Every probe of a hung server times out: the server is down after exactly
@@ -146,14 +161,13 @@ mod tests {
         );
     }
 
-    /// A server that answered the cycle's query needs no probe: the hung probe endpoint
-    /// is never reached, and the answer counts as a successful probe.
-    #[tokio::test]
-    async fn an_answer_counts_as_a_successful_probe() {
+    /// A server that answers every request with an empty vector, and the request lines it
+    /// got.
+    async fn recording_server(ip: &str) -> (String, Arc<Mutex<Vec<String>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let requests = Arc::new(Mutex::new(Vec::<String>::new()));
         let seen = requests.clone();
         tokio::spawn(async move {
             loop {
@@ -174,21 +188,76 @@ mod tests {
                 let _ = conn.write_all(answer.as_bytes()).await;
             }
         });
+        (url, requests)
+    }
+
+    const PROBING: Probing = Probing {
+        timeout: Duration::from_secs(2),
+        down_after: 1,
+    };
+
+    /// A server that answered the cycle's query needs no probe: the answer counts as a
+    /// successful probe. A server not asked, when no other answered, is probed.
+    #[tokio::test]
+    async fn an_answer_counts_as_a_successful_probe() {
+        let (url, requests) = recording_server("127.0.0.1").await;
         let pair = pair_of(&url).await;
-        let probing = Probing {
-            timeout: Duration::from_secs(2),
-            down_after: 1,
-        };
         let deadline = Instant::now() + Duration::from_secs(6);
-        let answer = alongside(&pair, probing, deadline, pair.query("up", deadline)).await;
+        let answer = alongside(&pair, PROBING, deadline, pair.query("up", deadline)).await;
         assert!(answer.is_ok(), "{answer:?}");
         assert!(!pair.prometheus_is_down());
         let lines = requests.lock().unwrap().clone();
         assert_eq!(lines, ["POST /api/v1/query HTTP/1.1"], "{lines:?}");
-        // Not asked: probed.
-        alongside(&pair, probing, deadline, async {}).await;
+        // Not asked, and nobody answered: probed.
+        alongside(&pair, PROBING, deadline, async {}).await;
         let lines = requests.lock().unwrap().clone();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[1], "GET /-/ready HTTP/1.1", "{lines:?}");
+    }
+
+    /// Under `failover`, the preferred server answers: a remote spare gets no request at
+    /// all, while a local one, which `Prometheus_is_down` reports, is probed.
+    #[tokio::test]
+    async fn a_remote_spare_is_not_probed_while_the_preferred_server_answers() {
+        let (first, first_requests) = recording_server("127.0.0.1").await;
+        let (spare, spare_requests) = recording_server("127.0.0.2").await;
+        for spare_is_local in [false, true] {
+            first_requests.lock().unwrap().clear();
+            spare_requests.lock().unwrap().clear();
+            // Both local when the spare is: local servers come first, so the first is
+            // still the one asked.
+            let local: HashSet<IpAddr> = if spare_is_local {
+                ["127.0.0.1", "127.0.0.2"]
+                    .map(|ip| ip.parse().unwrap())
+                    .into()
+            } else {
+                HashSet::new()
+            };
+            let config = PrometheusConfig {
+                servers: vec![
+                    ServerConfig::from_url(&first),
+                    ServerConfig::from_url(&spare),
+                ],
+                ..PrometheusConfig::default()
+            };
+            let pair = PrometheusPair::new(&config, &local, Arc::new(Metrics::new()))
+                .await
+                .unwrap();
+            for _ in 0..3 {
+                let deadline = Instant::now() + Duration::from_secs(6);
+                let answer = alongside(&pair, PROBING, deadline, pair.query("up", deadline)).await;
+                assert!(answer.is_ok(), "{answer:?}");
+            }
+            assert!(!pair.prometheus_is_down());
+            let first_lines = first_requests.lock().unwrap().clone();
+            assert_eq!(first_lines, ["POST /api/v1/query HTTP/1.1"; 3]);
+            let spare_lines = spare_requests.lock().unwrap().clone();
+            let expected: &[&str] = if spare_is_local {
+                &["GET /-/ready HTTP/1.1"; 3]
+            } else {
+                &[]
+            };
+            assert_eq!(spare_lines, expected, "spare local: {spare_is_local}");
+        }
     }
 }

@@ -204,6 +204,11 @@ impl PrometheusPair {
         }
     }
 
+    /// Some server answered a query in this cycle.
+    pub fn answered_this_cycle(&self) -> bool {
+        self.members.iter().any(|m| m.answered_this_cycle())
+    }
+
     /// Records one liveness probe result for `member`.
     pub fn record_probe(&self, member: &Member, ok: bool, down_after: u32) {
         if ok {
