@@ -46,8 +46,15 @@ from measure import (BenchError, commit_of_tree, cpu_ms, kib_fields, load_averag
 
 INTERVAL_S = 15
 SERVERS = {"a": "127.250.9.1:9090", "b": "127.250.9.2:9090"}
-# TiUP's rule_files for a cluster with PD, TiDB, TiKV, TiFlash and monitored hosts.
-RULE_FILES = ["node", "blacker", "bypass", "pd", "tidb", "tikv", "tiflash"]
+# The pair's rule_files (--pair-rules): TiUP's for a cluster with PD, TiDB, TiKV, TiFlash and
+# monitored hosts (the upstream files of one TiDB version), or the agent's own catalog,
+# which takes each of its rules from the version that has it, so that the pair evaluates
+# every rule the agent has with the same expression.
+PAIR_RULES = {
+    "upstream": [f"tests/data/upstream/{name}.rules.yml"
+                 for name in ["node", "blacker", "bypass", "pd", "tidb", "tikv", "tiflash"]],
+    "catalog": ["rules/tidb.rules.yml"],
+}
 # Config fragments by mode: section → lines.
 MODES = {
     "none": None,
@@ -208,7 +215,7 @@ class Fleet:
 
     def start(self):
         self.work.mkdir(parents=True)
-        rules = [str(ROOT / f"tests/data/upstream/{name}.rules.yml") for name in RULE_FILES]
+        rules = [str(ROOT / path) for path in PAIR_RULES[self.args.pair_rules]]
         command = [self.args.exporter, "--hosts", str(self.hosts), "--dir", str(self.work),
                    "--icmp-exporters", str(self.args.icmp_exporters)]
         for rule in rules:
@@ -472,6 +479,8 @@ def main():
     add("--warmup-seconds", type=float, default=30, help="after the last agent started")
     add("--settle-seconds", type=float, default=45, help="after the pair is ready, before the first mode")
     add("--icmp-exporters", type=int, default=1)
+    add("--pair-rules", choices=sorted(PAIR_RULES), default="upstream",
+        help="the pair's rule files: TiUP's upstream ones, or the agent's catalog")
     add("--work", default="/dev/shm", help="where the pair's data and the agents' files go")
     add("--out", default=None, help="default: bench/results/fleet-<date>-<commit>.json")
     add("--keep", action="store_true", help="keep the work directory")
@@ -504,7 +513,8 @@ def main():
         "tree": tree,
         "setup": {"interval_s": INTERVAL_S, "window_seconds": args.window_seconds, "rounds": args.rounds,
                   "warmup_seconds": args.warmup_seconds, "settle_seconds": args.settle_seconds,
-                  "icmp_exporters": args.icmp_exporters, "rule_files": RULE_FILES,
+                  "icmp_exporters": args.icmp_exporters, "pair_rules": args.pair_rules,
+                  "rule_files": PAIR_RULES[args.pair_rules],
                   "modes": {m: args.modes[m] for m in modes},
                   "agent_for": args.agent_for, "skip": sorted(args.skip)},
         "runs": [],

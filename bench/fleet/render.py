@@ -168,6 +168,8 @@ def render(files, source):
             f"modes: " + ", ".join(f"`{k}`" + (f" ({'; '.join(f'[{sec}] ' + ', '.join(v) for sec, v in frag.items())})"
                                                if frag else "") for k, frag in s["modes"].items())
             + (f"; not run: {', '.join(s['skip'])}" if s.get("skip") else "")
+            + (f"; the pair's rules: `{s['pair_rules']}` ({', '.join(Path(f).name for f in s['rule_files'])})"
+               if s.get("pair_rules") else "")
             + f". Command: `{r['command']}`."
             + (f" **Incomplete:** {r['incomplete']}." if r.get("incomplete") else ""))
     add("")
