@@ -33,6 +33,7 @@ pub struct Metrics {
     registry: Registry,
     rule_evaluations: Family<Labels, Counter>,
     query_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    prometheus_requests: Family<Labels, Counter>,
     server_up: Family<Labels, Gauge>,
     failovers: Counter,
     cycle_duration: Histogram,
@@ -72,6 +73,12 @@ impl Metrics {
             "query_duration_seconds",
             "Duration of PromQL queries per server",
             query_duration.clone(),
+        );
+        let prometheus_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "prometheus_requests",
+            "HTTP requests sent to each Prometheus server, by endpoint (queries, readiness probes, rule reads)",
+            prometheus_requests.clone(),
         );
         let server_up = Family::<Labels, Gauge>::default();
         registry.register(
@@ -179,6 +186,7 @@ impl Metrics {
             registry,
             rule_evaluations,
             query_duration,
+            prometheus_requests,
             server_up,
             failovers,
             cycle_duration,
@@ -208,6 +216,13 @@ impl Metrics {
         self.query_duration
             .get_or_create(&labels([("server", server)]))
             .observe(took.as_secs_f64());
+    }
+
+    /// One request to `server`'s `endpoint` (its path, as Prometheus names its handlers).
+    pub fn prometheus_request(&self, server: &str, endpoint: &'static str) {
+        self.prometheus_requests
+            .get_or_create(&labels([("server", server), ("endpoint", endpoint)]))
+            .inc();
     }
 
     pub fn server_up(&self, server: &str, up: bool) {

@@ -125,7 +125,7 @@ impl PrometheusPair {
         let mut servers = Vec::new();
         let mut problems = Vec::new();
         for sc in &config.servers {
-            match Server::new(sc, config.max_response_bytes) {
+            match Server::new(sc, config.max_response_bytes, metrics.clone()) {
                 Ok(server) => servers.push(server),
                 Err(source) => problems.push(ServerSetupError {
                     server: crate::config::redacted_url(&sc.url),

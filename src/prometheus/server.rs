@@ -3,12 +3,14 @@
 //! config; secrets are read from files and never logged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -127,10 +129,16 @@ pub struct Server {
     client: reqwest::Client,
     basic_auth: Option<(String, Option<String>)>,
     max_body: u64,
+    /// Counts every request sent.
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
-    pub fn new(config: &ServerConfig, max_body: u64) -> Result<Self, ServerError> {
+    pub fn new(
+        config: &ServerConfig,
+        max_body: u64,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ServerError> {
         let mut base =
             reqwest::Url::parse(&config.url).map_err(|_| ServerError::Url(config.url.clone()))?;
         // Credentials and a query string in the URL are honoured but kept out of the name.
@@ -192,6 +200,7 @@ impl Server {
             client,
             basic_auth,
             max_body,
+            metrics,
         })
     }
 
@@ -222,6 +231,7 @@ impl Server {
             .with_auth(self.client.post(url))
             .form(&[("query", expr), ("timeout", &timeout_param)])
             .timeout(timeout);
+        self.metrics.prometheus_request(&self.name, "/api/v1/query");
         let work = async {
             let response = request.send().await.map_err(|e| transport(&e, timeout))?;
             let status = response.status();
@@ -247,7 +257,7 @@ impl Server {
             .append_pair("type", "alert")
             .append_pair("exclude_alerts", "true");
         let work = async {
-            let response = self.get(url, timeout).await?;
+            let response = self.get(url, "/api/v1/rules", timeout).await?;
             let status = response.status();
             let bytes = read_capped(response, MAX_RULES_BODY, timeout).await?;
             parse_rules(status.as_u16(), &bytes)
@@ -261,8 +271,8 @@ impl Server {
     /// readiness endpoint (404).
     pub async fn probe(&self, timeout: Duration) -> Result<(), QueryError> {
         let work = async {
-            for path in ["-/ready", "-/healthy"] {
-                let response = self.get(self.endpoint(path)?, timeout).await?;
+            for path in ["/-/ready", "/-/healthy"] {
+                let response = self.get(self.endpoint(&path[1..])?, path, timeout).await?;
                 let status = response.status();
                 if status.is_success() {
                     return Ok(());
@@ -278,12 +288,15 @@ impl Server {
             .unwrap_or(Err(QueryError::Timeout(timeout)))
     }
 
-    /// `GET url` with the server's credentials, within `timeout`; the response's head.
+    /// `GET url` (the server's `endpoint`, for the count) with the server's credentials,
+    /// within `timeout`; the response's head.
     async fn get(
         &self,
         url: reqwest::Url,
+        endpoint: &'static str,
         timeout: Duration,
     ) -> Result<reqwest::Response, QueryError> {
+        self.metrics.prometheus_request(&self.name, endpoint);
         self.with_auth(self.client.get(url))
             .timeout(timeout)
             .send()
@@ -529,6 +542,7 @@ mod tests {
         let s = Server::new(
             &ServerConfig::from_url("http://user:secret@10.0.1.5:9090/thanos"),
             1024,
+            Arc::new(Metrics::new()),
         )
         .unwrap();
         assert_eq!(s.name, "http://10.0.1.5:9090/thanos");
@@ -565,7 +579,7 @@ mod tests {
             conn.write_all(answer.as_bytes()).await.unwrap();
             String::from_utf8_lossy(&request[..end]).to_lowercase()
         });
-        let answer = Server::new(config, 1024)
+        let answer = Server::new(config, 1024, Arc::new(Metrics::new()))
             .unwrap()
             .query("up", Duration::from_secs(5))
             .await

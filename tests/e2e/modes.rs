@@ -50,8 +50,23 @@ async fn modes_any_all_and_failover_when_the_servers_disagree() {
     tidb.set_for_view(Server::A, "tidb_ddl_waiting_jobs", 10.0);
     wait_until(&expect_modes(true, true), "only A sees the DDL jobs").await;
 
-    tidb.clear_views();
+    // B sees the jobs before A stops seeing them. The other way round, A's next scrape
+    // could come before B's, both servers would say 0 for a moment, and `any` could drop
+    // to 0 after matching. Each agent's latest snapshot is from after B's scrape, so from
+    // there on `any` stays 1 and `all` and `failover` only fall.
     tidb.set_for_view(Server::B, "tidb_ddl_waiting_jobs", 10.0);
+    let selector = format!(
+        "tidb_ddl_waiting_jobs{{instance=\"{}\"}}",
+        sb.addr(Host::One, 10080)
+    );
+    sb.wait_for(Server::B, &selector, "B sees the DDL jobs", |samples| {
+        samples.iter().any(|s| s.value == 10.0)
+    })
+    .await;
+    let mut agents = vec![&any, &all, &failover];
+    agents.extend(&others);
+    futures::future::join_all(agents.iter().map(|a| a.next_snapshots(1))).await;
+    tidb.set_for_view(Server::A, "tidb_ddl_waiting_jobs", 0.0);
     wait_until(&expect_modes(true, false), "only B sees the DDL jobs").await;
 
     tidb.clear_views();

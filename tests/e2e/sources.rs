@@ -231,12 +231,24 @@ async fn requests_per_cycle(components: &[&str], evaluated: Option<&str>) {
             total(sb, Server::B, "/-/ready"),
         )
     };
-    let c0 = cycles(&agent.metrics().await);
+    // The agent's own count of its requests, which an operator reads on its /metrics.
+    let sent = |text: &str, server: &str, endpoint: &str| {
+        sample(
+            text,
+            "tidb_host_agent_prometheus_requests_total",
+            &[("server", server), ("endpoint", endpoint)],
+        )
+        .unwrap_or(0.0)
+    };
+    let b_url = sb.server(Server::B).url();
+    let m0 = agent.metrics().await;
     let before = count(&sb);
     agent.next_snapshots(6).await;
     let after = count(&sb);
-    let c1 = cycles(&agent.metrics().await);
-    let n = c1 - c0;
+    let m1 = agent.metrics().await;
+    let n = cycles(&m1) - cycles(&m0);
+    let own =
+        |server: &str, endpoint: &str| sent(&m1, server, endpoint) - sent(&m0, server, endpoint);
     let (a_query, a_ready, b_query, b_ready) = (
         after.0 - before.0,
         after.1 - before.1,
@@ -258,6 +270,23 @@ async fn requests_per_cycle(components: &[&str], evaluated: Option<&str>) {
     assert_eq!(
         b_ready, 0.0,
         "B is remote and A answered, so B needs no probe"
+    );
+    let own_a_queries = own(&a_url, "/api/v1/query");
+    assert!(
+        own_a_queries >= 1.0 && (own_a_queries - a_query).abs() <= 1.0,
+        "the agent counted {own_a_queries} queries to A, A served {a_query}"
+    );
+    for endpoint in ["/-/ready", "/-/healthy", "/api/v1/query", "/api/v1/rules"] {
+        assert_eq!(
+            own(&b_url, endpoint),
+            0.0,
+            "the agent counted {endpoint} to B"
+        );
+    }
+    assert_eq!(
+        own(&a_url, "/-/ready"),
+        0.0,
+        "the agent counted probes of A"
     );
     let values = agent.latest().expect("a snapshot");
     // A key evaluated (its alert carries no instance) went out in the same request.
