@@ -63,7 +63,12 @@ MODES = {
     "sequential": {"agent": ["max_concurrency = 1"], "prometheus": ["rules_per_query = 1"]},
 }
 # The agent config's sections, in order; a fragment's lines go at the end of its section.
-SECTIONS = ["agent", "log", "host", "prometheus", "rules"]
+SECTIONS = ["agent", "log", "host", "prometheus", "rules", "metrics"]
+# The typical host (node_exporter, blackbox exporter and TiKV, not the cluster reporter):
+# `check --connect` shows where its keys come from, and its agent's self-metrics, on this
+# address, count the requests it sends.
+TYPICAL_HOST = 5
+TYPICAL_METRICS = "127.250.9.5:9555"
 
 
 def parse_mode(text):
@@ -266,6 +271,7 @@ class Fleet:
                      f"cluster_reporter = {'true' if index == 0 else 'false'}"],
             "prometheus": ["servers = [" + ", ".join(f'"http://{a}"' for a in SERVERS.values()) + "]"],
             "rules": [],
+            "metrics": [f'listen = "{TYPICAL_METRICS}"'] if index == self.typical() else [],
         }
         for section, extra in fragment.items():
             lines[section] = lines[section] + extra
@@ -291,10 +297,30 @@ class Fleet:
                                            stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL))
         return agents, [d / "alerts.txt" for d in directories]
 
+    def typical(self):
+        return min(TYPICAL_HOST, self.hosts - 1)
+
+    def typical_requests(self):
+        """The typical host's agent's own counts: {"SERVER ENDPOINT": requests} and its
+        cycles; None without agents or when its self-metrics do not answer."""
+        try:
+            samples = scrape(TYPICAL_METRICS, ["tidb_host_agent_prometheus_requests_total",
+                                               "tidb_host_agent_cycle_duration_seconds_count"])
+        except OSError:
+            return None
+        requests, cycles = {}, 0.0
+        for (name, labels), value in samples.items():
+            labels = dict(labels)
+            if name == "tidb_host_agent_prometheus_requests_total":
+                requests[f"{labels.get('server')} {labels.get('endpoint')}"] = value
+            else:
+                cycles = value
+        return {"requests": requests, "cycles": cycles}
+
     def sources(self, binary):
         """What `check --connect` says of a typical host's keys (node_exporter, blackbox
         exporter and TiKV only): {source (reason): [key, …]}."""
-        index = min(5, self.hosts - 1)
+        index = self.typical()
         config = self.work / "agents" / str(index) / "config.toml"
         answer = subprocess.run([binary, "check", "--connect", "-c", config], capture_output=True,
                                 text=True, timeout=60)
@@ -340,6 +366,7 @@ class Fleet:
         if dead:
             raise BenchError(f"{len(dead)} agents exited before the window (see {self.work}/agents.log)")
         http0 = {name: scrape(a, HTTP_NAMES) for name, a in SERVERS.items()}
+        typical0 = self.typical_requests() if agents else None
         load_start = load_average()
         t0 = time.monotonic()
         cpu0 = {name: cpu_ms(pid) for name, pid in pids.items()}
@@ -364,6 +391,7 @@ class Fleet:
         exporter_cpu = cpu_ms(self.exporter.pid) - exporter_cpu0
         busy = machine_busy_ms() - busy0
         http1 = {name: scrape(a, HTTP_NAMES) for name, a in SERVERS.items()}
+        typical1 = self.typical_requests() if agents else None
         memory = [agent_memory(a.pid) for a in agents]
         memory = [m for m in memory if m]
         exited = sum(1 for a in agents if a.poll() is not None)
@@ -410,6 +438,8 @@ class Fleet:
             "requests_per_host_per_cycle": {h: n / hosts / cycles for h, n in requests.items()}
             if hosts else {},
             "requests_per_s": {h: n / elapsed_ms * 1000 for h, n in requests.items()},
+            # The typical host's agent's own count over the window, per its own cycles.
+            "typical_host_requests_per_cycle": typical_per_cycle(typical0, typical1),
             "serving_ms_per_host_per_cycle": serving_s * 1000 / hosts / cycles if hosts else None,
             "serving_ms_per_s": serving_s * 1000 / elapsed_ms * 1000,
             "query_buckets": buckets,
@@ -435,6 +465,15 @@ class Fleet:
             f"requests/host/cycle {sum(figures['requests_per_host_per_cycle'].values()):.2f}, "
             f"age p99 {figures['snapshot_age_s']['p99']}")
         return figures
+
+
+def typical_per_cycle(before, after):
+    """{"SERVER ENDPOINT": requests per cycle} between two `typical_requests` readings."""
+    if not before or not after or after["cycles"] <= before["cycles"]:
+        return None
+    cycles = after["cycles"] - before["cycles"]
+    return {k: (n - before["requests"].get(k, 0.0)) / cycles
+            for k, n in after["requests"].items() if n - before["requests"].get(k, 0.0)}
 
 
 def run_n(args, hosts, modes, base):
