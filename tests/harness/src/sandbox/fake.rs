@@ -3,24 +3,20 @@
 //! keep-alive connections close, so probes fail and `up` drops to 0), restart (new process
 //! start time, counters reset), values, rates, histogram latencies and per-view overrides.
 
-use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::component_metrics;
 use super::exposition::{Kind, Selector, Series, render};
+use super::serve;
 use super::supervisor::unix_now;
 use super::topology::{Component, Endpoint, FakeSpec, Host, Server};
 use crate::io_thread::run_on;
@@ -317,14 +313,12 @@ fn start(inner: &Arc<FakeInner>) {
     let tracker = TaskTracker::new();
     for (index, (port, _)) in inner.spec.ports.iter().enumerate() {
         let addr = inner.spec.host.addr(inner.block, *port);
-        let listener = StdListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .and_then(TcpListener::from_std)
+        let listener = serve::listen(addr)
             .unwrap_or_else(|e| panic!("fake {} cannot listen on {addr}: {e}", inner.name()));
-        tracker.spawn(accept_loop(
+        let fake = inner.clone();
+        tracker.spawn(serve::accept_loop(
             listener,
-            inner.clone(),
-            index,
+            Arc::new(move |request| respond(&fake, index, request)),
             cancel.clone(),
             tracker.clone(),
         ));
@@ -343,40 +337,6 @@ async fn stop(inner: &Arc<FakeInner>) {
         {
             panic!("fake {} did not close within {STOP_LIMIT:?}", inner.name());
         }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    inner: Arc<FakeInner>,
-    index: usize,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tracker.spawn(serve(stream, inner.clone(), index, cancel.clone()));
-                }
-                // Out of file descriptors or a reset before accept: try again shortly.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-        }
-    }
-}
-
-async fn serve(stream: TcpStream, inner: Arc<FakeInner>, index: usize, cancel: CancellationToken) {
-    let service = service_fn(move |request: Request<Incoming>| {
-        let response = respond(&inner, index, &request);
-        async move { Ok::<_, Infallible>(response) }
-    });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    // Dropping the connection closes it: a stopped fake keeps no keep-alive scrape open.
-    tokio::select! {
-        _ = connection => {}
-        () = cancel.cancelled() => {}
     }
 }
 

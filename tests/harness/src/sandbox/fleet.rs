@@ -13,26 +13,22 @@
 //! every probe with success, with blackbox_exporter's metric names.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::component_metrics;
 use super::exposition::{Series, render};
 use super::scrape_config::{COMPONENT_JOBS, TIDB_DROPPED, icmp_job, probe_relabel, quoted_list};
+use super::serve;
 use super::supervisor::unix_now;
 use super::topology::{
     BLACKBOX_PORT, MetricSet, NODE_EXPORTER_PORT, PD_PORT, PROMETHEUS_PORT, Server, TIDB_PORT,
@@ -352,14 +348,12 @@ impl Fleet {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (addr, serves) in &addrs {
-            let listener = StdListener::bind(addr)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .and_then(TcpListener::from_std)
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            tracker.spawn(accept_loop(
+            let listener =
+                serve::listen(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let (exposition, serves) = (exposition.clone(), *serves);
+            tracker.spawn(serve::accept_loop(
                 listener,
-                *serves,
-                exposition.clone(),
+                Arc::new(move |request| exposition.respond(serves, request)),
                 cancel.clone(),
                 tracker.clone(),
             ));
@@ -380,40 +374,6 @@ impl Fleet {
         self.cancel.cancel();
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    serves: Port,
-    exposition: Arc<Exposition>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let exposition = exposition.clone();
-                    let cancel = cancel.clone();
-                    tracker.spawn(async move {
-                        let service = service_fn(move |request: Request<Incoming>| {
-                            let response = exposition.respond(serves, &request);
-                            async move { Ok::<_, Infallible>(response) }
-                        });
-                        let connection =
-                            http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                        tokio::select! {
-                            _ = connection => {}
-                            () = cancel.cancelled() => {}
-                        }
-                    });
-                }
-                // Out of file descriptors or a reset before accept: try again shortly.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-        }
     }
 }
 

@@ -47,6 +47,7 @@ mod fake;
 pub mod fleet;
 mod query;
 mod scrape_config;
+mod serve;
 mod supervisor;
 mod topology;
 mod upstream_rules;
