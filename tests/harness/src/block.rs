@@ -3,9 +3,11 @@
 //! /tmp/tidb-host-agent-sandbox-N.lock, which the kernel releases even if the holder is
 //! killed. Block 0 (exactly 127.0.1.x) is reserved for the demo.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use rustix::fs::{FlockOperation, flock};
 
@@ -105,10 +107,34 @@ fn remove_leftovers(number: u8) {
     }
 }
 
-/// A free TCP port on `ip`, for a server the test starts next.
+/// A free TCP port on `ip`, for a server the test starts next. Never one this process was
+/// handed before: the kernel may give the port of a probe listener just closed to the
+/// next, and two servers told the same port (Alertmanager's web and gossip ports, say)
+/// would fight over it.
 pub fn free_port(ip: impl Into<std::net::IpAddr>) -> u16 {
-    TcpListener::bind((ip.into(), 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    static HANDED_OUT: Mutex<BTreeSet<(IpAddr, u16)>> = Mutex::new(BTreeSet::new());
+    let ip = ip.into();
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        if handed_out.insert((ip, port)) {
+            return port;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However the kernel picks, no port is handed out twice on one address.
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..500).map(|_| free_port(Ipv4Addr::LOCALHOST)).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }
