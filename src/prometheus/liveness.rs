@@ -78,6 +78,8 @@ async fn settle(
                     record(pair, member, Ok(()), probing.down_after);
                     return;
                 }
+                // A remote server while another answered: its state changes no value
+                // (see the module's doc), so it is left as it was.
                 if !member.local && pair.answered_this_cycle() {
                     return;
                 }
