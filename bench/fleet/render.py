@@ -31,6 +31,10 @@ def num(value, digits=1, unit=""):
     return "–" if value is None else f"{value:,.{digits}f}{unit}"
 
 
+def verdict(met):
+    return "**met**" if met else "**missed**"
+
+
 def table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -182,39 +186,37 @@ def render(files, source):
         if auto:
             typical = auto.get("typical_host_requests_per_cycle")
             host = auto.get("typical_host", {}).get("host", "the typical host")
+            average = sum(auto["requests_per_host_per_cycle"].values())
+            average_goal, average_verdict = f"≤ {GOAL_REQUESTS:g}", verdict(average <= GOAL_REQUESTS)
             if typical is not None:
-                total = sum(typical.values())
+                # The goal is a host's: the typical host's own count judges it.
+                own = sum(typical.values())
                 rows.append([f"N={hosts}: `auto` requests to the pair per cycle on {host} "
                              "(its agent's own count)",
-                             f"{total:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in sorted(typical.items()))})",
-                             f"≤ {GOAL_REQUESTS:g}", "**met**" if total <= GOAL_REQUESTS else "**missed**"])
-            total = sum(auto["requests_per_host_per_cycle"].values())
+                             f"{own:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in sorted(typical.items()))})",
+                             f"≤ {GOAL_REQUESTS:g}", verdict(own <= GOAL_REQUESTS)])
+                average_goal, average_verdict = f"≤ {GOAL_REQUESTS:g} on a typical host", ""
             rows.append([f"N={hosts}: `auto` requests per host per cycle, fleet average (Prometheus' count, "
-                         "every host)",
-                         f"{total:.2f}", f"≤ {GOAL_REQUESTS:g} on a typical host" if typical is not None
-                         else f"≤ {GOAL_REQUESTS:g}",
-                         "" if typical is not None else
-                         ("**met**" if total <= GOAL_REQUESTS else "**missed**")])
+                         "every host)", f"{average:.2f}", average_goal, average_verdict])
             if evaluate and evaluate.get("serving_ms_per_host_per_cycle"):
                 ratio = auto["serving_ms_per_host_per_cycle"] / evaluate["serving_ms_per_host_per_cycle"]
                 same = auto["source"] == evaluate["source"]
                 rows.append([f"N={hosts}: Prometheus serving time per cycle, `auto` / `evaluate`"
                              + ("" if same else " (different runs)"),
                              f"{ratio:.2f}×", f"≤ {GOAL_SERVING_RATIO}×",
-                             "**met**" if ratio <= GOAL_SERVING_RATIO else "**missed**"])
+                             verdict(ratio <= GOAL_SERVING_RATIO)])
     auto = figures.get((GOAL_HOSTS, "auto"))
     if auto and auto.get("agents_share_of_pair_ms_per_s") is not None:
         share = auto["agents_share_of_pair_ms_per_s"]
         rows.append([f"N={GOAL_HOSTS}: the pair's CPU caused by `auto` agents", f"{share / 10:.1f}% of a core",
-                     "≤ 5%", "**met**" if share <= GOAL_SHARE_MS_PER_S else "**missed**"])
+                     "≤ 5%", verdict(share <= GOAL_SHARE_MS_PER_S)])
     if auto:
         age = auto["snapshot_age_s"]
         late = age.get("late_agents")
         rows.append([f"N={GOAL_HOSTS}: agent snapshot age at p99 (every agent, every sample)"
                      + (f"; {late} agents once more than {INTERVAL_S + 1} s old" if late is not None else ""),
                      num(age["p99"], 2, " s"), f"≤ {INTERVAL_S} s",
-                     "**met**" if age["p99"] is not None and age["p99"] <= INTERVAL_S and not late
-                     else "**missed**"])
+                     verdict(age["p99"] is not None and age["p99"] <= INTERVAL_S and not late)])
     if rows:
         add(table(["goal (issue 16)", "measured", "goal", ""], rows))
     else:
