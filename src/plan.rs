@@ -91,17 +91,12 @@ impl Plan {
     pub fn new(set: &RuleSet, host: HostScope) -> Result<Plan, PlanError> {
         let mut planned = Vec::with_capacity(set.len());
         for rule in set.rules() {
-            let query = match rule.scope {
-                Scope::Host => host
-                    .rewrite(&rule.expr)
-                    .map_err(|source| PlanError::Rewrite {
-                        key: rule.key.clone(),
-                        origin: rule.source.clone(),
-                        source,
-                    })?,
-                Scope::Cluster => rule.expr.clone(),
-                Scope::Computed => String::new(),
-            };
+            let query =
+                query(rule.scope, &rule.expr, &host).map_err(|source| PlanError::Rewrite {
+                    key: rule.key.clone(),
+                    origin: rule.source.clone(),
+                    source,
+                })?;
             let alerts_blocked = match rule.scope {
                 Scope::Host => match crate::promql::parse(&rule.expr) {
                     Ok(expr) if crate::promql::keeps_label(&expr, host.label()) => None,
@@ -158,6 +153,35 @@ impl Plan {
                 "critical".to_owned(),
             ),
         }
+    }
+}
+
+/// `rules` with each host rule's query scoped by `host` instead: `[host] matcher =
+/// "instances"` scopes them to the exact values the pair has ([`HostScope::with_instances`]).
+pub fn rescoped(rules: &[PlannedRule], host: &HostScope) -> Result<Vec<PlannedRule>, PlanError> {
+    rules
+        .iter()
+        .map(|rule| {
+            let query =
+                query(rule.scope, &rule.expr, host).map_err(|source| PlanError::Rewrite {
+                    key: rule.key.clone(),
+                    origin: rule.source.clone(),
+                    source,
+                })?;
+            Ok(PlannedRule {
+                query,
+                ..rule.clone()
+            })
+        })
+        .collect()
+}
+
+/// The query a rule of `scope` sends: `expr` scoped by `host`, as it is, or none.
+fn query(scope: Scope, expr: &str, host: &HostScope) -> Result<String, PromqlError> {
+    match scope {
+        Scope::Host => host.rewrite(expr),
+        Scope::Cluster => Ok(expr.to_owned()),
+        Scope::Computed => Ok(String::new()),
     }
 }
 

@@ -127,6 +127,8 @@ pub struct HostConfig {
     pub addresses: Vec<String>,
     /// The label that carries `host:port`.
     pub label: String,
+    /// How the host matcher selects this host's series.
+    pub matcher: HostMatcher,
     /// Components on this host; empty means detect them.
     pub components: Vec<String>,
     /// A detected component stays present this long after it was last seen.
@@ -143,6 +145,7 @@ impl Default for HostConfig {
         Self {
             addresses: Vec::new(),
             label: "instance".into(),
+            matcher: HostMatcher::Pattern,
             components: Vec::new(),
             component_ttl: Duration::from_secs(24 * 3600),
             detect_every: Duration::from_secs(300),
@@ -150,6 +153,19 @@ impl Default for HostConfig {
             component_map: default_component_map(),
         }
     }
+}
+
+/// `[host] matcher`: how a query selects this host's series (SPEC §3 and README "Host
+/// matcher").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HostMatcher {
+    /// The anchored pattern on the addresses, any port: `LABEL=~"(?:a|b)(?::[0-9]+)?"`.
+    #[default]
+    Pattern,
+    /// The exact values of the label that the pair has for the pattern, read every few
+    /// minutes; the pattern until the first read, and whenever a read finds none.
+    Instances,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]

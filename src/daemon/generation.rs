@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::RuleSource;
-use crate::config::{ClusterReporter, Config};
-use crate::discovery::{ComponentDetector, addresses, ping_targets};
+use crate::config::{ClusterReporter, Config, HostMatcher};
+use crate::discovery::{ComponentDetector, addresses, instances, ping_targets};
 use crate::evaluation::host_cycle::{self, HostCycle};
 use crate::evaluation::state::{SavedState, StateWriter};
 use crate::evaluation::{Evaluator, sources};
@@ -186,11 +186,11 @@ impl Generation {
         let uses_auto = self.uses_auto();
         let Self {
             config,
+            plan,
             pair,
             mut cycle,
             forwarder,
             decisions,
-            ..
         } = self;
         let state = StateWriter::new(&config.agent.state_dir, config.agent.state_max_age.get());
         cycle.restore(saved.unwrap_or_else(|| state.restore()));
@@ -211,6 +211,21 @@ impl Generation {
                 decisions,
                 token.clone(),
             ));
+        }
+        if config.host.matcher == HostMatcher::Instances {
+            let (scoped, follow) = watch::channel(instances::Scoped {
+                host: plan.host,
+                rules: cycle.rules().to_vec(),
+            });
+            tasks.spawn(instances::run(
+                pair.clone(),
+                cycle.rules().to_vec(),
+                config.agent.interval.into(),
+                config.prometheus.timeout.get(),
+                scoped,
+                token.clone(),
+            ));
+            cycle.follow_scope(follow);
         }
         let sinks: Vec<_> = config
             .outputs

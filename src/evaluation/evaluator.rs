@@ -106,6 +106,13 @@ impl Evaluator {
         self
     }
 
+    /// Reads the pair's `ALERTS` with `host`'s matcher from now on.
+    pub fn set_host(&mut self, host: HostScope) {
+        if let Some(alerts) = &mut self.alerts {
+            alerts.host = host;
+        }
+    }
+
     pub fn states(&self) -> &HashMap<String, ForState> {
         &self.states
     }

@@ -14,6 +14,7 @@ use super::Evaluator;
 use super::degraded::DegradedWatch;
 use super::state::SavedState;
 use crate::discovery::ComponentDetector;
+use crate::discovery::instances::Scoped;
 use crate::plan::PlannedRule;
 use crate::prometheus::PrometheusPair;
 use crate::prometheus::liveness::{self, Probing};
@@ -36,6 +37,9 @@ pub struct HostCycle {
     budget: Duration,
     /// Keys computed by other tasks (ping), as they last sent them.
     computed: Vec<watch::Receiver<Vec<Entry>>>,
+    /// The host matcher and rules scoped by it, when a task reads them
+    /// ([`crate::discovery::instances`]).
+    scoped: Option<watch::Receiver<Scoped>>,
     degraded: DegradedWatch,
 }
 
@@ -69,6 +73,7 @@ impl HostCycle {
             probing: parts.probing,
             budget: parts.query_timeout + Duration::from_secs(1),
             computed: Vec::new(),
+            scoped: None,
             degraded: DegradedWatch::new(parts.degraded_key),
         }
     }
@@ -83,11 +88,23 @@ impl HostCycle {
         self.computed.push(entries);
     }
 
+    /// Runs the rules as `scoped` last sent them, from the next cycle on.
+    pub fn follow_scope(&mut self, scoped: watch::Receiver<Scoped>) {
+        self.scoped = Some(scoped);
+    }
+
     /// One cycle: detection when due, every rule, each server's liveness, the computed
     /// keys, and `Agent_degraded` from them and the sinks whose last write failed.
     pub async fn run(&mut self, failing_sinks: Vec<String>) -> Snapshot {
         let now = Timestamp::now();
         let deadline = Instant::now() + self.budget;
+        if let Some(scoped) = &mut self.scoped
+            && scoped.has_changed().unwrap_or(false)
+        {
+            let Scoped { host, rules } = scoped.borrow_and_update().clone();
+            self.rules = rules;
+            self.evaluator.set_host(host);
+        }
         let work = async {
             let components = self.components.present(&self.pair, now).await;
             self.evaluator

@@ -27,6 +27,7 @@ pub struct Wanted<'a> {
 
 /// `ALERTS{alertname=~"A|B",HOST} or ALERTS{alertname=~"C"}`: host rules' alerts with the
 /// host matcher, cluster rules' alerts on any instance. Only the parts that have rules.
+/// With a matcher of exact values, the host part is `ALERTS{HOST}`.
 pub fn query(wanted: &[Wanted<'_>], host: &HostScope) -> String {
     let names = |on_this_host: bool| {
         let mut names: Vec<String> = wanted
@@ -41,7 +42,12 @@ pub fn query(wanted: &[Wanted<'_>], host: &HostScope) -> String {
     let mut parts = Vec::new();
     let host_names = names(true);
     if !host_names.is_empty() {
-        parts.push(format!("ALERTS{{alertname=~\"{host_names}\",{host}}}"));
+        parts.push(match host.instances() {
+            // Every alert on the host's exact values: few, and [`states`] picks the names,
+            // which spares Prometheus compiling a regex of them at every query.
+            Some(_) => format!("ALERTS{{{host}}}"),
+            None => format!("ALERTS{{alertname=~\"{host_names}\",{host}}}"),
+        });
     }
     let cluster_names = names(false);
     if !cluster_names.is_empty() {
@@ -159,6 +165,47 @@ mod tests {
             query(&wanted[1..2], &host()),
             "ALERTS{alertname=~\"PD_down_peer\"}"
         );
+    }
+
+    #[test]
+    fn with_exact_values_the_host_part_names_no_alert() {
+        let wanted = [
+            Wanted {
+                alert: "TiKV_server_is_down",
+                on_this_host: true,
+            },
+            Wanted {
+                alert: "PD_down_peer",
+                on_this_host: false,
+            },
+        ];
+        let exact = host().with_instances(&["127.0.1.1:20180", "127.0.1.1:9100"]);
+        let q = exact.as_ref().map(|h| query(&wanted, h));
+        assert_eq!(
+            q.as_deref(),
+            Some(
+                "ALERTS{instance=~\"127\\\\.0\\\\.1\\\\.1:20180|127\\\\.0\\\\.1\\\\.1:9100\"} \
+                 or ALERTS{alertname=~\"PD_down_peer\"}"
+            )
+        );
+        // The names are picked from the answer: another alert on the host is no key's.
+        let answer = QueryAnswer {
+            series: vec![
+                series(&[
+                    ("alertname", "TiKV_server_is_down"),
+                    ("alertstate", "pending"),
+                    ("instance", "127.0.1.1:20180"),
+                ]),
+                series(&[
+                    ("alertname", "Node_exporter_server_is_down"),
+                    ("alertstate", "firing"),
+                    ("instance", "127.0.1.1:9100"),
+                ]),
+            ],
+            values: vec!["1".into(), "1".into()],
+        };
+        let states = exact.map(|h| states(&answer, &wanted[..1], &h));
+        assert_eq!(states, Some(vec![AlertsState::Pending]));
     }
 
     #[test]

@@ -19,8 +19,17 @@ use super::PromqlError;
 pub struct HostScope {
     label: String,
     addresses: Vec<String>,
+    /// The addresses' pattern.
+    pattern: Matcher,
+    /// What queries carry: the pattern, or the exact values.
     matcher: Matcher,
+    /// The exact label values the matcher lists, when it lists them
+    /// ([`HostScope::with_instances`]).
+    instances: Option<Vec<String>>,
 }
+
+/// The most label values an exact matcher lists; a host with more keeps its pattern.
+pub const MAX_INSTANCES: usize = 256;
 
 impl HostScope {
     pub const DEFAULT_LABEL: &'static str = "instance";
@@ -50,12 +59,61 @@ impl HostScope {
         // its re-parsed form hold equal matchers.
         let regex = Regex::new(&format!("^(?:{value})$"))
             .map_err(|e| PromqlError::Syntax(format!("host matcher `{value}`: {e}")))?;
-        let matcher = Matcher::new(MatchOp::Re(regex), label, &value);
+        let pattern = Matcher::new(MatchOp::Re(regex), label, &value);
         Ok(Self {
             label: label.to_owned(),
             addresses: unique,
-            matcher,
+            matcher: pattern.clone(),
+            pattern,
+            instances: None,
         })
+    }
+
+    /// The same scope as an alternation of exact values, `LABEL=~"a:1|a:2"`: the `values`
+    /// (label values the pair has) that this scope's pattern matches, sorted and without
+    /// duplicates. Prometheus looks such an alternation up in its index directly, where a
+    /// pattern is tested against every value of the label in the pair (README "Host
+    /// matcher"). `None` when no value matches, or more than [`MAX_INSTANCES`] do: the
+    /// pattern then stays.
+    pub fn with_instances<S: AsRef<str>>(&self, values: &[S]) -> Option<Self> {
+        let mut kept: Vec<String> = values
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|v| self.pattern.is_match(v))
+            .map(str::to_owned)
+            .collect();
+        kept.sort();
+        kept.dedup();
+        if kept.is_empty() || kept.len() > MAX_INSTANCES {
+            return None;
+        }
+        let value = kept
+            .iter()
+            .map(|v| literal(v))
+            .collect::<Vec<_>>()
+            .join("|");
+        let regex = Regex::new(&format!("^(?:{value})$")).ok()?;
+        Some(Self {
+            label: self.label.clone(),
+            addresses: self.addresses.clone(),
+            pattern: self.pattern.clone(),
+            matcher: Matcher::new(MatchOp::Re(regex), &self.label, &value),
+            instances: Some(kept),
+        })
+    }
+
+    /// The exact values this scope lists, when it lists them.
+    pub fn instances(&self) -> Option<&[String]> {
+        self.instances.as_deref()
+    }
+
+    /// This scope with its addresses' pattern, whatever values it lists.
+    pub fn pattern(&self) -> Self {
+        Self {
+            matcher: self.pattern.clone(),
+            instances: None,
+            ..self.clone()
+        }
     }
 
     pub fn label(&self) -> &str {
@@ -159,6 +217,21 @@ fn address_pattern(address: &str) -> String {
     }
 }
 
+/// `value` as a regex that matches it alone, escaping only the characters Go's regexp
+/// syntax gives a meaning. Prometheus recognises an alternation of such literals as a set
+/// and looks its values up directly; it does not for other escapes (`regex::escape`
+/// escapes `-`, common in host names).
+fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Legacy Prometheus label names: the charset every Prometheus version accepts unquoted.
 fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -251,6 +324,79 @@ mod tests {
     }
 
     const M: &str = r#"instance=~"(?:10\\.0\\.1\\.5)(?::[0-9]+)?""#;
+
+    #[test]
+    fn exact_values_keep_only_what_the_pattern_matches() {
+        let host = scope(&["10.0.1.5", "tidb-1.example"]);
+        let values = [
+            "10.0.1.5:20180",
+            "10.0.1.50:20180",
+            "10.0.1.5",
+            "tidb-1.example:4000",
+            "10.0.1.5:20180",
+            "x10.0.1.5:1",
+        ];
+        let exact = match host.with_instances(&values) {
+            Some(exact) => exact,
+            None => panic!("10.0.1.5 has values"),
+        };
+        assert_eq!(
+            exact.instances(),
+            Some(
+                &[
+                    "10.0.1.5".to_string(),
+                    "10.0.1.5:20180".into(),
+                    "tidb-1.example:4000".into()
+                ][..]
+            )
+        );
+        // Only Go's regexp metacharacters are escaped (not `-`), so Prometheus reads a set.
+        assert_eq!(
+            exact.to_string(),
+            r#"instance=~"10\\.0\\.1\\.5|10\\.0\\.1\\.5:20180|tidb-1\\.example:4000""#
+        );
+        for yes in values
+            .iter()
+            .take(1)
+            .chain(&["10.0.1.5", "tidb-1.example:4000"])
+        {
+            assert!(exact.matcher().is_match(yes), "{yes}");
+        }
+        for no in [
+            "10.0.1.50:20180",
+            "10.0.1.5:9100",
+            "x10.0.1.5:1",
+            "10.0.1.5:201800",
+        ] {
+            assert!(!exact.matcher().is_match(no), "{no}");
+        }
+        // Scoped again from the values, it still starts from the addresses.
+        let again = exact.with_instances(&["10.0.1.5:9100"]);
+        assert_eq!(
+            again.as_ref().and_then(HostScope::instances),
+            Some(&["10.0.1.5:9100".to_string()][..])
+        );
+        assert_eq!(exact.pattern().to_string(), host.to_string());
+        let rewritten = exact.rewrite("up == 0");
+        assert_eq!(
+            rewritten.ok().as_deref(),
+            Some(
+                r#"up{instance=~"10\\.0\\.1\\.5|10\\.0\\.1\\.5:20180|tidb-1\\.example:4000"} == 0"#
+            )
+        );
+    }
+
+    #[test]
+    fn no_value_or_too_many_keep_the_pattern() {
+        let host = scope(&["10.0.1.5"]);
+        assert!(host.with_instances(&["10.0.1.6:20180"]).is_none());
+        assert!(host.with_instances::<&str>(&[]).is_none());
+        let many: Vec<String> = (0..=MAX_INSTANCES)
+            .map(|p| format!("10.0.1.5:{p}"))
+            .collect();
+        assert!(host.with_instances(&many).is_none());
+        assert!(host.with_instances(&many[..MAX_INSTANCES]).is_some());
+    }
 
     #[test]
     fn matcher_escapes_anchors_and_allows_a_port() {
