@@ -46,6 +46,8 @@ pub struct AgentSpec {
     rules_file: Option<String>,
     /// `[rules] source`, when set.
     source: Option<&'static str>,
+    /// `[host] matcher`, when set.
+    matcher: Option<&'static str>,
 }
 
 impl AgentSpec {
@@ -67,6 +69,7 @@ impl AgentSpec {
             rules_per_query: None,
             rules_file: None,
             source: None,
+            matcher: None,
         }
     }
 
@@ -77,6 +80,12 @@ impl AgentSpec {
     }
 
     /// The name in failure messages and in the snapshot's `host`.
+    /// `[host] matcher`: `pattern` or `instances`.
+    pub fn matcher(mut self, matcher: &'static str) -> AgentSpec {
+        self.matcher = Some(matcher);
+        self
+    }
+
     pub fn named(mut self, name: &str) -> AgentSpec {
         self.name = format!("host-{}-{name}", self.host.last_octet());
         self
@@ -155,6 +164,9 @@ addresses = [\"{ip}\"]
         }
         if let Some(reporter) = self.cluster_reporter {
             let _ = writeln!(out, "cluster_reporter = {reporter}");
+        }
+        if let Some(matcher) = self.matcher {
+            let _ = writeln!(out, "matcher = \"{matcher}\"");
         }
         let _ = write!(
             out,

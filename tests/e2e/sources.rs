@@ -1,7 +1,8 @@
 //! Issue 16: keys read from the pair's own `ALERTS` (`[rules] source = "auto"`) against a
 //! sandbox pair that loads TiDB's rule files (tests/data/upstream, `for:` shortened to 0s).
-//! An `auto` agent and an `evaluate` agent on every host give the same keys and values,
-//! healthy and under the faults; a rule the pair does not load, and one whose expression
+//! An `auto` agent, an `evaluate` agent and an `auto` agent that selects the host by its
+//! exact `instance` values (`[host] matcher = "instances"`) on every host give the same keys
+//! and values, healthy and under the faults; a rule the pair does not load, and one whose expression
 //! differs, are evaluated; `check --connect` says so per key; and a host whose keys all
 //! come from `ALERTS` sends one request per cycle, read from Prometheus' own counters.
 
@@ -81,11 +82,18 @@ async fn auto_and_evaluate_give_the_same_values_through_the_faults() {
     let auto = start_per_host(&sb, |s| {
         s.named("auto").source("auto").rules_file(USER_RULES)
     });
-    let all: Vec<&HostAgent> = evaluate.iter().chain(auto.iter()).collect();
+    let exact = start_per_host(&sb, |s| {
+        s.named("exact")
+            .source("auto")
+            .matcher("instances")
+            .rules_file(USER_RULES)
+    });
+    let all: Vec<&HostAgent> = evaluate.iter().chain(&auto).chain(&exact).collect();
     let each = |f: &dyn Fn(Host) -> Expected| -> Vec<(&HostAgent, Expected)> {
         all.iter().map(|a| (*a, f(a.host))).collect()
     };
     wait_until(&each(&|h| truth(&sb, h, false)), "every host healthy").await;
+    assert_exact_values(&sb, &exact);
 
     // What the auto agents decided, per key, as check --connect shows it.
     let report = check_connect(auto.first().expect("an auto agent"));
@@ -143,9 +151,39 @@ async fn auto_and_evaluate_give_the_same_values_through_the_faults() {
     sb.fake(sb.addr(Host::Ten, 20180)).start().await;
     sb.wait_until_ready().await;
     wait_until(&each(&|h| truth(&sb, h, false)), "every host healthy again").await;
-    for agent in evaluate.into_iter().chain(auto) {
+    for agent in evaluate.into_iter().chain(auto).chain(exact) {
         let mut agent = agent;
         agent.assert_alive();
+    }
+}
+
+/// Each `instances` agent runs with the exact values of its own host: its tikv's on
+/// 127.N.1.10 among them, and none of 127.N.1.10's on 127.N.1.1, whose address is its
+/// string prefix.
+fn assert_exact_values(sb: &Sandbox, exact: &[HostAgent]) {
+    for agent in exact {
+        let log = agent.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("host matcher: the "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no exact values in its log:\n{log}",
+                    agent.host.last_octet()
+                )
+            });
+        let own = format!("\"{}:", sb.ip(agent.host));
+        assert!(line.contains(&own), "{line}");
+        if agent.host == Host::Ten {
+            assert!(
+                line.contains(&format!("{}\"", sb.addr(Host::Ten, 20180))),
+                "{line}"
+            );
+        }
+        if agent.host == Host::One {
+            let ten = format!("\"{}:", sb.ip(Host::Ten));
+            assert!(!line.contains(&ten), "{line}");
+        }
     }
 }
 
