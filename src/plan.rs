@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Config, RuleSource};
+use crate::config::{Config, HostMatcher, RuleSource};
 use crate::promql::{HostScope, PromqlError};
 use crate::rules::{self, LoadError, LoadOptions, RuleSet, Scope};
 
@@ -45,6 +45,9 @@ pub const HOST_LABEL_AGGREGATED_AWAY: &str =
 pub struct Plan {
     /// This host's matcher, added to every selector of a host rule.
     pub host: HostScope,
+    /// `[host] matcher`: under `instances` the daemon re-scopes the host rules to the exact
+    /// values the pair has ([`rescoped`]).
+    pub matcher: HostMatcher,
     /// Every key, in rule-set order (the catalog's, then the user files').
     pub rules: Vec<PlannedRule>,
     /// Keys turned off by `[rules] disable`.
@@ -76,6 +79,7 @@ impl Plan {
         let set = rules::load(&load_options(config))?;
         let host = HostScope::new(&config.host.label, addresses).map_err(PlanError::Host)?;
         let mut plan = Plan::new(&set, host)?;
+        plan.matcher = config.host.matcher;
         for rule in &mut plan.rules {
             rule.value_source = config
                 .rules
@@ -127,6 +131,7 @@ impl Plan {
             rules: planned,
             disabled: set.disabled().to_vec(),
             host,
+            matcher: HostMatcher::Pattern,
         })
     }
 

@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from measure import (BenchError, commit_of_tree, cpu_ms, kib_fields, load_average,  # noqa: E402
                      log, machine, median)
+sys.path.insert(0, str(ROOT / "bench" / "fleet"))
+import pprof  # noqa: E402
 
 INTERVAL_S = 15
 SERVERS = {"a": "127.250.9.1:9090", "b": "127.250.9.2:9090"}
@@ -60,6 +62,8 @@ MODES = {
     "none": None,
     "evaluate": {},
     "auto": {"rules": ['source = "auto"']},
+    # `auto` as the README advises for large fleets: queries name the host's exact values.
+    "auto-instances": {"rules": ['source = "auto"'], "host": ['matcher = "instances"']},
     "sequential": {"agent": ["max_concurrency = 1"], "prometheus": ["rules_per_query = 1"]},
 }
 # The agent config's sections, in order; a fragment's lines go at the end of its section.
@@ -343,8 +347,13 @@ class Fleet:
                 f"{self.args.warmup_seconds:g} s")
             time.sleep(self.args.warmup_seconds)
         try:
+            started = time.time()
             rounds = [self.window(mode, agents, outputs) for _ in range(self.args.rounds)]
             figures = medians(rounds)
+            # The middle of the measured windows, for the pair's own CPU at that time.
+            figures["measured_at"] = (started + time.time()) / 2
+            if self.args.profile:
+                figures["profile_a"] = self.profile(mode)
             ages = [r["snapshot_age_s"] for r in rounds]
             figures["snapshot_age_s"]["max"] = max((a["max"] for a in ages if a["max"] is not None), default=None)
             figures["snapshot_age_s"]["late_agents"] = max(a["late_agents"] for a in ages)
@@ -358,6 +367,21 @@ class Fleet:
             return figures
         finally:
             stop(agents)
+
+    def profile(self, mode):
+        """A's CPU over one more window, by function ({column: seconds}), from its own
+        profiler; the profile is kept in the work directory."""
+        seconds = int(self.args.window_seconds)
+        path = self.work / f"profile-a-{mode}.pb.gz"
+        url = f"http://{SERVERS['a']}/debug/pprof/profile?seconds={seconds}"
+        try:
+            with urllib.request.urlopen(url, timeout=seconds + 30) as answer:
+                path.write_bytes(answer.read())
+            table = pprof.table(path)
+        except (OSError, ValueError) as why:
+            return {"error": str(why)}
+        log(f"N={self.hosts} {mode}: A's profile: " + ", ".join(f"{k} {v:.2f} s" for k, v in table.items()))
+        return dict(table, window_s=seconds)
 
     def window(self, mode, agents, outputs):
         seconds = self.args.window_seconds
@@ -476,6 +500,15 @@ def typical_per_cycle(before, after):
             for k, n in after["requests"].items() if n - before["requests"].get(k, 0.0)}
 
 
+def own_cpu_at(when, before, after):
+    """The pair's CPU without agents at `when` (a time.time()): between the `none` run
+    `before` and the one `after`, in proportion to the time; `before`'s without `after`."""
+    if not after or after["measured_at"] <= before["measured_at"]:
+        return before["pair_cpu_ms_per_s"]
+    share = (when - before["measured_at"]) / (after["measured_at"] - before["measured_at"])
+    return before["pair_cpu_ms_per_s"] + share * (after["pair_cpu_ms_per_s"] - before["pair_cpu_ms_per_s"])
+
+
 def run_n(args, hosts, modes, base):
     fleet = Fleet(args, hosts, base / f"n{hosts}")
     results = {"hosts": hosts, "modes": {}, "errors": {}}
@@ -492,9 +525,20 @@ def run_n(args, hosts, modes, base):
                 log(f"N={hosts} {mode}: error: {why}")
                 results["errors"][mode] = str(why)
         none = results["modes"].get("none")
+        if none and len(results["modes"]) > 1:
+            # The pair's own CPU grows while its head fills (chunks, then the GC's work), so
+            # the modes after `none` are measured against the two `none` runs around them.
+            try:
+                results["modes"]["none-after"] = fleet.measure("none-after", args.agent, None)
+            except (BenchError, OSError) as why:
+                log(f"N={hosts} none-after: error: {why}")
+                results["errors"]["none-after"] = str(why)
+        after = results["modes"].get("none-after")
         for figures in results["modes"].values():
-            if none and figures["mode"] != "none":
-                figures["agents_share_of_pair_ms_per_s"] = figures["pair_cpu_ms_per_s"] - none["pair_cpu_ms_per_s"]
+            if none and not figures["mode"].startswith("none"):
+                baseline = own_cpu_at(figures["measured_at"], none, after)
+                figures["pair_own_cpu_ms_per_s"] = baseline
+                figures["agents_share_of_pair_ms_per_s"] = figures["pair_cpu_ms_per_s"] - baseline
     finally:
         fleet.stop()
     return results
@@ -506,7 +550,7 @@ def main():
     add("--agent", default=str(ROOT / "target/release/tidb-host-agent"))
     add("--exporter", default=str(ROOT / "target/release/examples/fleet-exporter"))
     add("--hosts", default="100,300,1000", help="numbers of hosts, comma-separated")
-    add("--modes", dest="mode_names", default="none,evaluate,auto,sequential",
+    add("--modes", dest="mode_names", default="none,evaluate,auto,auto-instances,sequential",
         help="modes run for each N, in this order (none: no agents)")
     add("--mode", action="append", default=[], metavar="NAME=SECTION.KEY=VALUE;…",
         help="add or replace a mode's config fragment, e.g. 'wide=prometheus.rules_per_query=40'")
@@ -523,6 +567,9 @@ def main():
     add("--work", default="/dev/shm", help="where the pair's data and the agents' files go")
     add("--out", default=None, help="default: bench/results/fleet-<date>-<commit>.json")
     add("--keep", action="store_true", help="keep the work directory")
+    add("--profile", action="store_true",
+        help="after each mode's windows, one more window with a CPU profile of server A: "
+             "where its CPU went (bench/fleet/pprof.py), kept apart from the measured windows")
     args = parser.parse_args()
     args.modes = dict(MODES)
     args.modes.update(parse_mode(m) for m in args.mode)
@@ -555,7 +602,7 @@ def main():
                   "icmp_exporters": args.icmp_exporters, "pair_rules": args.pair_rules,
                   "rule_files": PAIR_RULES[args.pair_rules],
                   "modes": {m: args.modes[m] for m in modes},
-                  "agent_for": args.agent_for, "skip": sorted(args.skip)},
+                  "agent_for": args.agent_for, "skip": sorted(args.skip), "profile": args.profile},
         "runs": [],
     }
     failure = None

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME};
-use crate::config::Config;
+use crate::config::{Config, HostMatcher};
 use crate::daemon::Generation;
+use crate::discovery::instances;
 use crate::evaluation::sources::{self, ServerRules};
 use crate::metrics::Metrics;
 use crate::plan::PlannedRule;
@@ -85,6 +86,28 @@ pub async fn run(path: &Path, config: Config, connect: bool) -> ExitCode {
                 failed = true;
                 // The error names the server (without the URL's credentials).
                 say!("DOWN: {e}");
+            }
+        }
+    }
+    if config.host.matcher == HostMatcher::Instances {
+        let pattern = &generation.plan.host;
+        match instances::read(pair, pattern, config.prometheus.timeout.get()).await {
+            Ok(host) => match host.instances() {
+                Some(values) => say!(
+                    "host matcher: {} exact values ({}); the keys below are asked with the \
+                     pattern {pattern}",
+                    values.len(),
+                    values.join(", ")
+                ),
+                None => say!(
+                    "host matcher: the pair has no value for {pattern}, or more than {}: the \
+                     pattern stays",
+                    crate::promql::MAX_INSTANCES
+                ),
+            },
+            Err(e) => {
+                failed = true;
+                say!("host matcher: cannot read this host's values: {e}");
             }
         }
     }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use promql_parser::util::display_duration;
 
 use super::{EXIT_CONFIG, EXIT_USAGE, print};
-use crate::config::{Config, RuleSource};
+use crate::config::{Config, HostMatcher, RuleSource};
 use crate::discovery::addresses;
 use crate::plan::{Plan, PlanError, PlannedRule};
 use crate::rules::Scope;
@@ -42,6 +42,14 @@ pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(out, "# host matcher: {}", plan.host);
+    if plan.matcher == HostMatcher::Instances {
+        let _ = writeln!(
+            out,
+            "# [host] matcher = \"instances\": the daemon sends the exact values the pair has \
+             for this matcher instead, read at start, at each reload and every 5 minutes; the \
+             queries below show the matcher itself."
+        );
+    }
     let _ = writeln!(
         out,
         "# {} rules. Host rules carry the host matcher on every selector; cluster rules run \

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::evaluation::sources::{REFRESH_EVERY, Schedule};
 use crate::plan::{self, PlannedRule};
 use crate::prometheus::PrometheusPair;
+use crate::prometheus::pair::PairError;
 use crate::promql::HostScope;
 
 /// The host matcher and the rules scoped by it, as the cycle runs them.
@@ -46,19 +47,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let pattern = scoped.borrow().host.pattern();
-    let query = query(&pattern);
     let mut schedule = Schedule::new(interval);
     loop {
-        let failed = match pair.query(&query, Instant::now() + timeout).await {
-            Ok(answer) => {
-                let values: Vec<&str> = answer
-                    .series
-                    .iter()
-                    .filter_map(|s| s.get(pattern.label()).map(String::as_str))
-                    .collect();
-                let host = pattern
-                    .with_instances(&values)
-                    .unwrap_or_else(|| pattern.clone());
+        let failed = match read(&pair, &pattern, timeout).await {
+            Ok(host) => {
                 if host.instances() != scoped.borrow().host.instances() {
                     rescope(host, &rules, &scoped);
                 }
@@ -74,6 +66,26 @@ pub async fn run(
             () = tokio::time::sleep(schedule.after(failed)) => {}
         }
     }
+}
+
+/// The scope `pattern`'s values in the pair give: their exact values, or `pattern` itself
+/// when there is none, or too many ([`HostScope::with_instances`]).
+pub async fn read(
+    pair: &PrometheusPair,
+    pattern: &HostScope,
+    timeout: Duration,
+) -> Result<HostScope, PairError> {
+    let answer = pair
+        .query(&query(pattern), Instant::now() + timeout)
+        .await?;
+    let values: Vec<&str> = answer
+        .series
+        .iter()
+        .filter_map(|s| s.get(pattern.label()).map(String::as_str))
+        .collect();
+    Ok(pattern
+        .with_instances(&values)
+        .unwrap_or_else(|| pattern.clone()))
 }
 
 fn rescope(host: HostScope, rules: &[PlannedRule], scoped: &watch::Sender<Scoped>) {

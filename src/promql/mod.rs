@@ -6,7 +6,7 @@ mod host_scope;
 mod output_labels;
 
 pub use equivalence::{canonical, same};
-pub use host_scope::HostScope;
+pub use host_scope::{HostScope, MAX_INSTANCES};
 pub use output_labels::keeps_label;
 
 use promql_parser::parser::{Expr, VectorSelector};

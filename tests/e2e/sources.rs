@@ -183,6 +183,15 @@ fn assert_exact_values(sb: &Sandbox, exact: &[HostAgent]) {
         if agent.host == Host::One {
             let ten = format!("\"{}:", sb.ip(Host::Ten));
             assert!(!line.contains(&ten), "{line}");
+            // check --connect reads the same values.
+            let report = check_connect(agent);
+            let said = report
+                .lines()
+                .find(|l| l.starts_with("host matcher: "))
+                .unwrap_or_else(|| panic!("no host matcher in:\n{report}"));
+            assert!(said.contains(" exact values ("), "{said}");
+            assert!(said.contains(&format!("{}:", sb.ip(Host::One))), "{said}");
+            assert!(!said.contains(&format!("{}:", sb.ip(Host::Ten))), "{said}");
         }
     }
 }
