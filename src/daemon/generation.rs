@@ -205,7 +205,7 @@ impl Generation {
         if uses_auto {
             tasks.spawn(sources::run(
                 pair.clone(),
-                cycle.rules().to_vec(),
+                cycle.shared_rules(),
                 config.agent.interval.into(),
                 config.prometheus.timeout.get(),
                 decisions,
@@ -215,11 +215,10 @@ impl Generation {
         if config.host.matcher == HostMatcher::Instances {
             let (scoped, follow) = watch::channel(instances::Scoped {
                 host: plan.host,
-                rules: cycle.rules().to_vec(),
+                rules: cycle.shared_rules(),
             });
             tasks.spawn(instances::run(
                 pair.clone(),
-                cycle.rules().to_vec(),
                 config.agent.interval.into(),
                 config.prometheus.timeout.get(),
                 scoped,

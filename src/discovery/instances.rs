@@ -24,7 +24,7 @@ use crate::promql::HostScope;
 #[derive(Debug, Clone)]
 pub struct Scoped {
     pub host: HostScope,
-    pub rules: Vec<PlannedRule>,
+    pub rules: Arc<[PlannedRule]>,
 }
 
 /// The label's values on this host's scrape targets and alerts:
@@ -36,11 +36,11 @@ pub fn query(host: &HostScope) -> String {
 }
 
 /// Reads this host's values now and on the [`Schedule`] (`interval` is the cycle's, for
-/// retries), and sends `rules` re-scoped whenever the values change, until `shutdown`. A
-/// read that fails keeps the last scope; one that finds no value goes back to the pattern.
+/// retries), and sends the rules re-scoped whenever the values change, until `shutdown`.
+/// A read that fails keeps the last scope; one that finds no value goes back to the
+/// pattern.
 pub async fn run(
     pair: Arc<PrometheusPair>,
-    rules: Vec<PlannedRule>,
     interval: Duration,
     timeout: Duration,
     scoped: watch::Sender<Scoped>,
@@ -52,7 +52,7 @@ pub async fn run(
         let failed = match read(&pair, &pattern, timeout).await {
             Ok(host) => {
                 if host.instances() != scoped.borrow().host.instances() {
-                    rescope(host, &rules, &scoped);
+                    rescope(host, &scoped);
                 }
                 false
             }
@@ -88,8 +88,11 @@ pub async fn read(
         .unwrap_or_else(|| pattern.clone()))
 }
 
-fn rescope(host: HostScope, rules: &[PlannedRule], scoped: &watch::Sender<Scoped>) {
-    match plan::rescoped(rules, &host) {
+/// Sends the rules scoped by `host`: re-scoped from their expressions, whatever scope
+/// they have now.
+fn rescope(host: HostScope, scoped: &watch::Sender<Scoped>) {
+    let rules = plan::rescoped(&scoped.borrow().rules, &host);
+    match rules {
         Ok(rules) => {
             match host.instances() {
                 Some(values) => tracing::info!(
@@ -105,7 +108,10 @@ fn rescope(host: HostScope, rules: &[PlannedRule], scoped: &watch::Sender<Scoped
                      too many to list)"
                 ),
             }
-            scoped.send_replace(Scoped { host, rules });
+            scoped.send_replace(Scoped {
+                host,
+                rules: rules.into(),
+            });
         }
         // The same expressions were scoped by the pattern when the plan was built.
         Err(e) => tracing::warn!(

@@ -28,7 +28,8 @@ pub struct HostCycle {
     step_secs: u64,
     pair: Arc<PrometheusPair>,
     evaluator: Evaluator,
-    rules: Vec<PlannedRule>,
+    /// Shared with the tasks that read the pair for them (sources, instances).
+    rules: Arc<[PlannedRule]>,
     components: ComponentDetector,
     /// Key and level of `Prometheus_is_down`.
     prometheus_key: (String, String),
@@ -67,7 +68,7 @@ impl HostCycle {
             step_secs: parts.step_secs,
             pair: parts.pair,
             evaluator: parts.evaluator,
-            rules: parts.rules,
+            rules: parts.rules.into(),
             components: parts.components,
             prometheus_key: parts.prometheus_key,
             probing: parts.probing,
@@ -81,6 +82,11 @@ impl HostCycle {
     /// The rules a cycle may send.
     pub fn rules(&self) -> &[PlannedRule] {
         &self.rules
+    }
+
+    /// The same rules, shared.
+    pub fn shared_rules(&self) -> Arc<[PlannedRule]> {
+        self.rules.clone()
     }
 
     /// Adds keys computed by another task, read at every cycle.

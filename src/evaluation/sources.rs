@@ -209,7 +209,7 @@ impl Schedule {
 /// differ from the agent's is logged when the keys concerned change, not at every read.
 pub async fn run(
     pair: std::sync::Arc<PrometheusPair>,
-    rules: Vec<PlannedRule>,
+    rules: std::sync::Arc<[PlannedRule]>,
     interval: Duration,
     timeout: Duration,
     decisions: watch::Sender<Decisions>,
