@@ -138,9 +138,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn one_query_for_host_and_cluster_alerts() {
-        let wanted = [
+    /// Two host rules' alerts and a cluster rule's.
+    fn wanted() -> [Wanted<'static>; 3] {
+        [
             Wanted {
                 alert: "TiKV_server_is_down",
                 on_this_host: true,
@@ -153,7 +153,12 @@ mod tests {
                 alert: "TiDB_server_is_down",
                 on_this_host: true,
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn one_query_for_host_and_cluster_alerts() {
+        let wanted = wanted();
         let q = query(&wanted, &host());
         assert_eq!(
             q,
@@ -169,18 +174,9 @@ mod tests {
 
     #[test]
     fn with_exact_values_the_host_part_names_no_alert() {
-        let wanted = [
-            Wanted {
-                alert: "TiKV_server_is_down",
-                on_this_host: true,
-            },
-            Wanted {
-                alert: "PD_down_peer",
-                on_this_host: false,
-            },
-        ];
+        let wanted = &wanted()[..2];
         let exact = host().with_instances(&["127.0.1.1:20180", "127.0.1.1:9100"]);
-        let q = exact.as_ref().map(|h| query(&wanted, h));
+        let q = exact.as_ref().map(|h| query(wanted, h));
         assert_eq!(
             q.as_deref(),
             Some(
