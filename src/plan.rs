@@ -95,12 +95,8 @@ impl Plan {
     pub fn new(set: &RuleSet, host: HostScope) -> Result<Plan, PlanError> {
         let mut planned = Vec::with_capacity(set.len());
         for rule in set.rules() {
-            let query =
-                query(rule.scope, &rule.expr, &host).map_err(|source| PlanError::Rewrite {
-                    key: rule.key.clone(),
-                    origin: rule.source.clone(),
-                    source,
-                })?;
+            let query = query(rule.scope, &rule.expr, &host)
+                .map_err(rewrite_error(&rule.key, &rule.source))?;
             let alerts_blocked = match rule.scope {
                 Scope::Host => match crate::promql::parse(&rule.expr) {
                     Ok(expr) if crate::promql::keeps_label(&expr, host.label()) => None,
@@ -167,12 +163,8 @@ pub fn rescoped(rules: &[PlannedRule], host: &HostScope) -> Result<Vec<PlannedRu
     rules
         .iter()
         .map(|rule| {
-            let query =
-                query(rule.scope, &rule.expr, host).map_err(|source| PlanError::Rewrite {
-                    key: rule.key.clone(),
-                    origin: rule.source.clone(),
-                    source,
-                })?;
+            let query = query(rule.scope, &rule.expr, host)
+                .map_err(rewrite_error(&rule.key, &rule.source))?;
             Ok(PlannedRule {
                 query,
                 ..rule.clone()
@@ -187,6 +179,15 @@ fn query(scope: Scope, expr: &str, host: &HostScope) -> Result<String, PromqlErr
         Scope::Host => host.rewrite(expr),
         Scope::Cluster => Ok(expr.to_owned()),
         Scope::Computed => Ok(String::new()),
+    }
+}
+
+/// The error of a rule `key` from `origin` that cannot be scoped.
+fn rewrite_error<'a>(key: &'a str, origin: &'a str) -> impl FnOnce(PromqlError) -> PlanError + 'a {
+    move |source| PlanError::Rewrite {
+        key: key.to_owned(),
+        origin: origin.to_owned(),
+        source,
     }
 }
 
