@@ -202,21 +202,13 @@ impl Generation {
             "agent configured"
         );
         let tasks = TaskTracker::new();
-        if uses_auto {
-            tasks.spawn(sources::run(
-                pair.clone(),
-                cycle.shared_rules(),
-                config.agent.interval.into(),
-                config.prometheus.timeout.get(),
-                decisions,
-                token.clone(),
-            ));
-        }
+        // The rules the cycle runs, as the instances task re-scopes them when it runs;
+        // without it, the channel keeps the planned ones.
+        let (scoped, follow) = watch::channel(instances::Scoped {
+            host: plan.host,
+            rules: cycle.shared_rules(),
+        });
         if config.host.matcher == HostMatcher::Instances {
-            let (scoped, follow) = watch::channel(instances::Scoped {
-                host: plan.host,
-                rules: cycle.shared_rules(),
-            });
             tasks.spawn(instances::run(
                 pair.clone(),
                 config.agent.interval.into(),
@@ -224,7 +216,17 @@ impl Generation {
                 scoped,
                 token.clone(),
             ));
-            cycle.follow_scope(follow);
+            cycle.follow_scope(follow.clone());
+        }
+        if uses_auto {
+            tasks.spawn(sources::run(
+                pair.clone(),
+                move || follow.borrow().rules.clone(),
+                config.agent.interval.into(),
+                config.prometheus.timeout.get(),
+                decisions,
+                token.clone(),
+            ));
         }
         let sinks: Vec<_> = config
             .outputs

@@ -207,38 +207,44 @@ impl Schedule {
 /// Under `auto`: reads the servers' rules now and on the [`Schedule`], and sends the
 /// decisions. A server that cannot be read keeps its last reading. A server whose rules
 /// differ from the agent's is logged when the keys concerned change, not at every read.
+/// `rules` gives the rules the cycle runs now; they are held only while they are read and
+/// decided, so that rules re-scoped since ([`crate::discovery::instances`]) are not kept twice.
 pub async fn run(
     pair: std::sync::Arc<PrometheusPair>,
-    rules: std::sync::Arc<[PlannedRule]>,
+    rules: impl Fn() -> std::sync::Arc<[PlannedRule]>,
     interval: Duration,
     timeout: Duration,
     decisions: watch::Sender<Decisions>,
     shutdown: CancellationToken,
 ) {
-    let auto: Vec<&PlannedRule> = rules
-        .iter()
-        .filter(|r| r.value_source == RuleSource::Auto && r.alerts_blocked.is_none())
-        .collect();
     let mut last: HashMap<String, ServerRules> = HashMap::new();
     let mut logged: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut schedule = Schedule::new(interval);
     loop {
-        let mut failed = false;
-        for read in read(&pair, &rules, timeout).await {
-            match &read.rules {
-                Ok(_) => {
-                    log_differences(&read, &auto, &mut logged);
-                    last.insert(read.server.clone(), read);
-                }
-                Err(e) => {
-                    tracing::debug!(server = %read.server, "cannot read the alerting rules: {e}");
-                    failed = true;
-                    last.entry(read.server.clone()).or_insert(read);
+        let failed = {
+            let rules = rules();
+            let auto: Vec<&PlannedRule> = rules
+                .iter()
+                .filter(|r| r.value_source == RuleSource::Auto && r.alerts_blocked.is_none())
+                .collect();
+            let mut failed = false;
+            for read in read(&pair, &rules, timeout).await {
+                match &read.rules {
+                    Ok(_) => {
+                        log_differences(&read, &auto, &mut logged);
+                        last.insert(read.server.clone(), read);
+                    }
+                    Err(e) => {
+                        tracing::debug!(server = %read.server, "cannot read the alerting rules: {e}");
+                        failed = true;
+                        last.entry(read.server.clone()).or_insert(read);
+                    }
                 }
             }
-        }
-        let servers: Vec<ServerRules> = last.values().cloned().collect();
-        decisions.send_replace(decide_all(&rules, &servers));
+            let servers: Vec<ServerRules> = last.values().cloned().collect();
+            decisions.send_replace(decide_all(&rules, &servers));
+            failed
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(schedule.after(failed)) => {}
