@@ -10,7 +10,11 @@ The pair and the exporter stay up while each mode runs in turn:
 - `none`: no agent; the pair's own CPU, the baseline;
 - a mode with agents: N agents (each with its host's address and components, both servers,
   a 15 s interval, a file sink), started staggered over one interval, warmed up, then
-  measured over the window and stopped.
+  measured over the window and stopped;
+- `floor`: no agent; one client sends server A the fleet's request rate of `vector(1)`
+  (N per interval, each on a new connection, as the agents' queries go): what the pair
+  pays for the requests themselves, before any query work. A calibration, not a mode
+  an agent can run.
 
 A mode is a config fragment and an agent binary: `--mode NAME=SECTION.KEY=VALUE;…` adds or
 replaces one, `--agent-for NAME=PATH` gives it another binary.
@@ -35,7 +39,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -60,6 +66,7 @@ PAIR_RULES = {
 # Config fragments by mode: section → lines.
 MODES = {
     "none": None,
+    "floor": "floor",
     "evaluate": {},
     "auto": {"rules": ['source = "auto"']},
     # `auto` as the README advises for large fleets: queries name the host's exact values.
@@ -340,15 +347,21 @@ class Fleet:
     # one mode -------------------------------------------------------------------------
 
     def measure(self, mode, binary, fragment):
-        agents, outputs = [], []
-        if fragment is not None:
+        agents, outputs, floor = [], [], None
+        if fragment == "floor":
+            floor = Floor(SERVERS["a"], self.hosts / INTERVAL_S)
+            log(f"N={self.hosts} {mode}: {self.hosts / INTERVAL_S:.1f} requests of vector(1) a second "
+                f"to A; warming up {self.args.warmup_seconds:g} s")
+            time.sleep(self.args.warmup_seconds)
+        elif fragment is not None:
             agents, outputs = self.start_agents(binary, fragment)
             log(f"N={self.hosts} {mode}: {len(agents)} agents started; warming up "
                 f"{self.args.warmup_seconds:g} s")
             time.sleep(self.args.warmup_seconds)
         try:
             started = time.time()
-            rounds = [self.window(mode, agents, outputs) for _ in range(self.args.rounds)]
+            hosts = self.hosts if floor else len(agents)
+            rounds = [self.window(mode, agents, outputs, hosts) for _ in range(self.args.rounds)]
             figures = medians(rounds)
             # The middle of the measured windows, for the pair's own CPU at that time.
             figures["measured_at"] = (started + time.time()) / 2
@@ -359,7 +372,9 @@ class Fleet:
             figures["snapshot_age_s"]["late_agents"] = max(a["late_agents"] for a in ages)
             if len(rounds) > 1:
                 figures["rounds"] = rounds
-            if fragment is not None:
+            if floor:
+                figures["floor_client"] = floor.counts()
+            elif fragment is not None:
                 try:
                     figures["typical_host"] = self.sources(binary)
                 except (OSError, subprocess.SubprocessError) as why:
@@ -367,6 +382,8 @@ class Fleet:
             return figures
         finally:
             stop(agents)
+            if floor:
+                floor.stop()
 
     def profile(self, mode):
         """A's CPU over one more window, by function ({column: seconds}), from its own
@@ -383,7 +400,7 @@ class Fleet:
         log(f"N={self.hosts} {mode}: A's profile: " + ", ".join(f"{k} {v:.2f} s" for k, v in table.items()))
         return dict(table, window_s=seconds)
 
-    def window(self, mode, agents, outputs):
+    def window(self, mode, agents, outputs, hosts):
         seconds = self.args.window_seconds
         pids = {name: p.pid for name, p in self.servers.items()}
         dead = [a.pid for a in agents if a.poll() is not None]
@@ -421,7 +438,7 @@ class Fleet:
         exited = sum(1 for a in agents if a.poll() is not None)
 
         cycles = elapsed_ms / 1000 / INTERVAL_S
-        hosts = len(agents) or None
+        hosts = hosts or None
         diffs = {name: delta(http0[name], http1[name]) for name in SERVERS}
         not_self = lambda labels: labels.get("handler") != "/metrics"  # noqa: E731
         requests = {}
@@ -491,6 +508,49 @@ class Fleet:
         return figures
 
 
+class Floor:
+    """Sends `vector(1)` to `address` at `rate` a second, each request on a new connection
+    with the agent's form and no compression, from a few threads, until stopped."""
+
+    def __init__(self, address, rate, threads=8):
+        self.url = f"http://{address}/api/v1/query"
+        self.body = urllib.parse.urlencode({"query": "vector(1)", "timeout": "5000ms"}).encode()
+        self.rate, self.done, self.failed = rate, 0, 0
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.send, args=(i, threads), daemon=True)
+                        for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def send(self, index, every):
+        # Thread `index` sends requests index, index + every, …, on the common schedule.
+        started, n = time.monotonic(), index
+        while not self.stopping.is_set():
+            time.sleep(max(0.0, started + n / self.rate - time.monotonic()))
+            request = urllib.request.Request(self.url, data=self.body, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding": "identity"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    answer.read()
+                ok = True
+            except OSError:
+                ok = False
+            with self.lock:
+                self.done += ok
+                self.failed += not ok
+            n += every
+
+    def counts(self):
+        with self.lock:
+            return {"sent": self.done + self.failed, "failed": self.failed}
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
 def typical_per_cycle(before, after):
     """{"SERVER ENDPOINT": requests per cycle} between two `typical_requests` readings."""
     if not before or not after or after["cycles"] <= before["cycles"]:
@@ -550,7 +610,7 @@ def main():
     add("--agent", default=str(ROOT / "target/release/tidb-host-agent"))
     add("--exporter", default=str(ROOT / "target/release/examples/fleet-exporter"))
     add("--hosts", default="100,300,1000", help="numbers of hosts, comma-separated")
-    add("--modes", dest="mode_names", default="none,evaluate,auto,auto-instances,sequential",
+    add("--modes", dest="mode_names", default="none,floor,evaluate,auto,auto-instances,sequential",
         help="modes run for each N, in this order (none: no agents)")
     add("--mode", action="append", default=[], metavar="NAME=SECTION.KEY=VALUE;…",
         help="add or replace a mode's config fragment, e.g. 'wide=prometheus.rules_per_query=40'")

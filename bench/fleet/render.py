@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 BEGIN = "<!-- bench/fleet/render.py: begin (generated from {source}; edit bench/fleet/render.py, not this part) -->"
 END = "<!-- bench/fleet/render.py: end -->"
 PLOT = ROOT / "bench/fleet/cpu.png"
-MODE_ORDER = ["none", "evaluate", "auto", "auto-instances", "sequential", "none-after"]
+MODE_ORDER = ["none", "floor", "evaluate", "auto", "auto-instances", "sequential", "none-after"]
 # The modes the goals judge: `auto`, and `auto` with `[host] matcher = "instances"`.
 GOAL_MODES = ["auto", "auto-instances"]
 # The goals of issue 16.
