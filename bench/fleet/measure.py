@@ -72,6 +72,14 @@ MODES = {
     # `auto` as the README advises for large fleets: queries name the host's exact values.
     "auto-instances": {"rules": ['source = "auto"'], "host": ['matcher = "instances"']},
     "sequential": {"agent": ["max_concurrency = 1"], "prometheus": ["rules_per_query = 1"]},
+    # `auto-instances` with the three host rules whose upstream expressions sum over every
+    # instance (so whose alerts name no host) made cluster rules, as README "Rules" allows:
+    # with `--pair-rules catalog`, every key of a typical host is then read from `ALERTS`.
+    "auto-instances-cluster": {"rules": ['source = "auto"'] + [
+        f'override."{key}".scope = "cluster"' for key in [
+            "TiDB.tidb.TiDB_ddl_waiting_jobs", "TiDB.tikv.TiKV_GC_can_not_work",
+            "TiDB.tikv.TiKV_approximate_region_size"]],
+        "host": ['matcher = "instances"']},
 }
 # The agent config's sections, in order; a fragment's lines go at the end of its section.
 SECTIONS = ["agent", "log", "host", "prometheus", "rules", "metrics"]

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 BEGIN = "<!-- bench/fleet/render.py: begin (generated from {source}; edit bench/fleet/render.py, not this part) -->"
 END = "<!-- bench/fleet/render.py: end -->"
 PLOT = ROOT / "bench/fleet/cpu.png"
-MODE_ORDER = ["none", "floor", "evaluate", "auto", "auto-instances", "sequential", "none-after"]
+MODE_ORDER = ["none", "floor", "evaluate", "auto", "auto-instances", "auto-instances-cluster",
+              "sequential", "none-after"]
 # The modes the goals judge: `auto`, and `auto` with `[host] matcher = "instances"`.
-GOAL_MODES = ["auto", "auto-instances"]
+GOAL_MODES = ["auto", "auto-instances", "auto-instances-cluster"]
 # The goals of issue 16.
 GOAL_REQUESTS = 1.0
 GOAL_SERVING_RATIO = 0.2
@@ -66,7 +67,7 @@ def extrapolate(figures, hosts_list, modes):
     share per host at the largest N measured, times N, on top of that N's `none` run."""
     out = {}
     for mode in modes:
-        if mode.startswith("none"):
+        if mode.startswith("none") or mode == "floor":
             continue
         measured = sorted(h for h in hosts_list if (h, mode) in figures
                           and figures[(h, mode)].get("agents_share_of_pair_ms_per_s") is not None)
@@ -225,6 +226,11 @@ def render(files, source):
     add("### Goals")
     add("")
     rows = [row for mode in GOAL_MODES for row in goal_rows(figures, hosts_list, mode)]
+    floor = figures.get((GOAL_HOSTS, "floor"))
+    if rows and floor and floor.get("agents_share_of_pair_ms_per_s") is not None:
+        rows.append([f"N={GOAL_HOSTS}: beside it, the pair's CPU caused by the fleet's requests alone "
+                     "(`floor`: one `vector(1)` a host a cycle, no agent)",
+                     f"{floor['agents_share_of_pair_ms_per_s'] / 10:.1f}% of a core", "", ""])
     if rows:
         add(table(["goal (issue 16)", "measured", "goal", ""], rows))
     else:
@@ -283,6 +289,11 @@ def render(files, source):
                "agent RssAnon", "agent Pss", "agents' own CPU", "exporter CPU", "other processes"],
               rows))
     add("")
+    if any(mode == "floor" for _, mode in figures):
+        add("`floor` has no agents: its share is what a client sending A one `vector(1)` a host "
+            "a cycle, each on a new connection, costs the pair; its requests and serving time "
+            "are per host of the fleet it stands for.")
+        add("")
     if extra:
         add("*Extrapolated* rows were not run (they do not fit this 2-core machine, or were left "
             "out): the agents' share of the pair's CPU per host at the largest N measured for that "
