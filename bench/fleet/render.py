@@ -82,6 +82,15 @@ def extrapolate(figures, hosts_list, modes):
     return out
 
 
+def mode_text(fragment):
+    """A mode's config fragment as text, after its name."""
+    if fragment == "floor":
+        return " (no agent: `vector(1)` to A at the fleet's request rate)"
+    if not fragment:
+        return ""
+    return f" ({'; '.join(f'[{sec}] ' + ', '.join(v) for sec, v in fragment.items())})"
+
+
 def latency(f):
     q = f.get("query_latency_s") or {}
     if not q.get("count"):
@@ -214,8 +223,7 @@ def render(files, source):
             + (f"Median of {s['rounds']} windows of {s['window_seconds']:g} s" if s.get("rounds", 1) > 1
                else f"One window of {s['window_seconds']:g} s")
             + f" per mode after {s['warmup_seconds']:g} s of warm-up; "
-            f"modes: " + ", ".join(f"`{k}`" + (f" ({'; '.join(f'[{sec}] ' + ', '.join(v) for sec, v in frag.items())})"
-                                               if frag else "") for k, frag in s["modes"].items())
+            f"modes: " + ", ".join(f"`{k}`" + mode_text(frag) for k, frag in s["modes"].items())
             + (f"; not run: {', '.join(s['skip'])}" if s.get("skip") else "")
             + (f"; the pair's rules: `{s['pair_rules']}` ({', '.join(Path(f).name for f in s['rule_files'])})"
                if s.get("pair_rules") else "")
