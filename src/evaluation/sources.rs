@@ -284,7 +284,11 @@ fn log_differences(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::config::{PrometheusConfig, ServerConfig};
+    use crate::metrics::Metrics;
     use crate::rules::Scope;
 
     fn rule(alert: &str, expr: &str, value_source: RuleSource) -> PlannedRule {
@@ -396,5 +400,57 @@ mod tests {
         let mut blocked = rule("Down", "sum(up) == 0", RuleSource::Alerts);
         blocked.alerts_blocked = Some(crate::plan::HOST_LABEL_AGGREGATED_AWAY);
         assert_eq!(decide(&blocked, &[b]).source, Source::Evaluate);
+    }
+
+    #[tokio::test]
+    async fn each_read_decides_for_the_rules_the_cycle_runs_now_and_keeps_none() {
+        // A server that refuses connections: every read fails and is retried each interval.
+        let config = PrometheusConfig {
+            servers: vec![ServerConfig::from_url("http://127.0.0.1:1")],
+            ..PrometheusConfig::default()
+        };
+        let pair =
+            match PrometheusPair::new(&config, &HashSet::new(), Arc::new(Metrics::new())).await {
+                Ok(pair) => Arc::new(pair),
+                Err(e) => panic!("{e:?}"),
+            };
+        let first: Arc<[PlannedRule]> = vec![rule("Down", "up == 0", RuleSource::Auto)].into();
+        let (cycle_rules, follow) = watch::channel(first.clone());
+        let (sender, mut decisions) = watch::channel(Decisions::new());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            pair,
+            move || follow.borrow().clone(),
+            Duration::from_millis(20),
+            Duration::from_millis(500),
+            sender,
+            shutdown.clone(),
+        ));
+        let wait = |key: &'static str| {
+            let mut decisions = decisions.clone();
+            async move {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    decisions.wait_for(|d| d.contains_key(key) && d.len() == 1),
+                )
+                .await
+                .is_ok_and(|found| found.is_ok())
+            }
+        };
+        assert!(
+            wait("TiDB.tikv.Down").await,
+            "{:?}",
+            decisions.borrow_and_update()
+        );
+        cycle_rules.send_replace(vec![rule("Up", "up == 1", RuleSource::Auto)].into());
+        assert!(
+            wait("TiDB.tikv.Up").await,
+            "{:?}",
+            decisions.borrow_and_update()
+        );
+        // The task read the new rules and keeps nothing of the first between reads.
+        assert_eq!(Arc::strong_count(&first), 1);
+        shutdown.cancel();
+        assert!(task.await.is_ok());
     }
 }
