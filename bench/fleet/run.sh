@@ -5,7 +5,7 @@
 # bench/REPORT.md and bench/fleet/cpu.png). Run as root on a machine with the packages of
 # scripts/install-deps.sh; it installs python3-matplotlib for the plot.
 #
-#   bench/fleet/run.sh                                # N = 100, 300, 1000; every mode; 3 windows of 30 s: ~35 min
+#   bench/fleet/run.sh                                # N = 100, 300, 1000; the default modes; 3 windows of 30 s: ~45 min
 #   bench/fleet/run.sh --hosts 100,300 --modes none,evaluate,sequential --rounds 1 --window-seconds 60
 #   bench/fleet/run.sh --modes none,evaluate,auto,auto-instances   # the goals of issue 16
 #   bench/fleet/run.sh --hosts 1000 --modes none,auto,auto-instances --profile   # where A's CPU goes
