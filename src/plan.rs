@@ -37,8 +37,8 @@ pub struct PlannedRule {
 }
 
 /// Why a host rule whose expression drops the host label is always evaluated.
-pub const HOST_LABEL_AGGREGATED_AWAY: &str =
-    "its expression aggregates the host label away, so the pair's alerts of it name no host";
+pub const HOST_LABEL_AGGREGATED_AWAY: &str = "its expression aggregates the host label away, so \
+     the pair's alerts of it name no host; as a cluster rule it would be read from them";
 
 /// Everything a cycle needs to know about rules, computed once per configuration.
 #[derive(Debug, Clone)]
