@@ -358,13 +358,12 @@ class Fleet:
         agents, outputs, floor = [], [], None
         if fragment == "floor":
             floor = Floor(SERVERS["a"], self.hosts / INTERVAL_S)
-            log(f"N={self.hosts} {mode}: {self.hosts / INTERVAL_S:.1f} requests of vector(1) a second "
-                f"to A; warming up {self.args.warmup_seconds:g} s")
-            time.sleep(self.args.warmup_seconds)
+            what = f"{self.hosts / INTERVAL_S:.1f} requests of vector(1) a second to A"
         elif fragment is not None:
             agents, outputs = self.start_agents(binary, fragment)
-            log(f"N={self.hosts} {mode}: {len(agents)} agents started; warming up "
-                f"{self.args.warmup_seconds:g} s")
+            what = f"{len(agents)} agents started"
+        if fragment is not None:
+            log(f"N={self.hosts} {mode}: {what}; warming up {self.args.warmup_seconds:g} s")
             time.sleep(self.args.warmup_seconds)
         try:
             started = time.time()

@@ -20,7 +20,8 @@ END = "<!-- bench/fleet/render.py: end -->"
 PLOT = ROOT / "bench/fleet/cpu.png"
 MODE_ORDER = ["none", "floor", "evaluate", "auto", "auto-instances", "auto-instances-cluster",
               "sequential", "none-after"]
-# The modes the goals judge: `auto`, and `auto` with `[host] matcher = "instances"`.
+# The modes the goals judge: `auto`; `auto` with `[host] matcher = "instances"`; and that with
+# the three host rules that sum over every instance made cluster rules.
 GOAL_MODES = ["auto", "auto-instances", "auto-instances-cluster"]
 # The goals of issue 16.
 GOAL_REQUESTS = 1.0
