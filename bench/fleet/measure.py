@@ -449,6 +449,7 @@ class Fleet:
         diffs = {name: delta(http0[name], http1[name]) for name in SERVERS}
         not_self = lambda labels: labels.get("handler") != "/metrics"  # noqa: E731
         requests = {}
+        per_server = {}
         serving_s = 0.0
         buckets = {}
         for name in SERVERS:
@@ -456,6 +457,7 @@ class Fleet:
                                        not_self).items():
                 if n:
                     requests[handler] = requests.get(handler, 0.0) + n
+                    per_server[name] = per_server.get(name, 0.0) + n
             serving_s += sum(by_label(diffs[name], "prometheus_http_request_duration_seconds_sum",
                                       "handler", not_self).values())
             for le, n in by_label(diffs[name], "prometheus_http_request_duration_seconds_bucket", "le",
@@ -486,6 +488,9 @@ class Fleet:
             "requests_per_host_per_cycle": {h: n / hosts / cycles for h, n in requests.items()}
             if hosts else {},
             "requests_per_s": {h: n / elapsed_ms * 1000 for h, n in requests.items()},
+            # Per server: the paired estimate of the agents' share (render.py) holds while B
+            # is asked nothing.
+            "server_requests_per_s": {name: per_server.get(name, 0.0) / elapsed_ms * 1000 for name in SERVERS},
             # The typical host's agent's own count over the window, per its own cycles.
             "typical_host_requests_per_cycle": typical_per_cycle(typical0, typical1),
             "serving_ms_per_host_per_cycle": serving_s * 1000 / hosts / cycles if hosts else None,
@@ -515,13 +520,18 @@ class Fleet:
         return figures
 
 
-class Floor:
-    """Sends `vector(1)` to `address` at `rate` a second, each request on a new connection
-    with the agent's form and no compression, from a few threads, until stopped."""
+def query_request(query):
+    """(path, form body) of an instant query in the agent's form."""
+    return "/api/v1/query", urllib.parse.urlencode({"query": query, "timeout": "5000ms"}).encode()
 
-    def __init__(self, address, rate, threads=8):
-        self.url = f"http://{address}/api/v1/query"
-        self.body = urllib.parse.urlencode({"query": "vector(1)", "timeout": "5000ms"}).encode()
+
+class Floor:
+    """Sends `vector(1)` (or request `make(n)`: (path, form body or None for a GET)) to
+    `address` at `rate` a second, each request on a new connection with the agent's form and
+    no compression, from a few threads, until stopped."""
+
+    def __init__(self, address, rate, threads=8, make=lambda n: query_request("vector(1)")):
+        self.address, self.make = address, make
         self.rate, self.done, self.failed = rate, 0, 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -535,8 +545,11 @@ class Floor:
         started, n = time.monotonic(), index
         while not self.stopping.is_set():
             time.sleep(max(0.0, started + n / self.rate - time.monotonic()))
-            request = urllib.request.Request(self.url, data=self.body, headers={
-                "Content-Type": "application/x-www-form-urlencoded", "Accept-Encoding": "identity"})
+            path, body = self.make(n)
+            headers = {"Accept-Encoding": "identity"}
+            if body is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            request = urllib.request.Request(f"http://{self.address}{path}", data=body, headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=5) as answer:
                     answer.read()
