@@ -72,10 +72,11 @@ def paired_shares(modes):
 
 
 def asks_b(f):
-    """Whether the mode sent B more than a trace of requests (files that do not say: no;
-    their typical host asked A alone)."""
+    """Whether the mode asked B enough to spoil it as A's control: more than a tenth of what
+    it asked A (a failover, say); an `auto` agent's reads of B's rules stay far below.
+    Files that do not say: no (their typical host asked A alone)."""
     rates = f.get("server_requests_per_s") or {}
-    return rates.get("b", 0.0) > 0.01 * max(rates.get("a", 0.0), 1.0)
+    return rates.get("b", 0.0) > 0.1 * rates.get("a", 0.0)
 
 
 def merge(files):
