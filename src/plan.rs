@@ -52,10 +52,9 @@ pub struct Plan {
     pub rules: Vec<PlannedRule>,
     /// Keys turned off by `[rules] disable`.
     pub disabled: Vec<String>,
-    /// `count by (group) (probe_success{HOST})`.
-    pub detect_groups: String,
-    /// `count by (job) (up{HOST})`.
-    pub detect_jobs: String,
+    /// Component detection's one query: `count by (group) (probe_success{HOST}) or
+    /// count by (job) (up{HOST})`.
+    pub detect: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,10 +119,10 @@ impl Plan {
                 alerts_blocked,
             });
         }
-        let detect = |q: &str| host.rewrite(q).map_err(PlanError::Host);
         Ok(Plan {
-            detect_groups: detect("count by (group) (probe_success)")?,
-            detect_jobs: detect("count by (job) (up)")?,
+            detect: host
+                .rewrite("count by (group) (probe_success) or count by (job) (up)")
+                .map_err(PlanError::Host)?,
             rules: planned,
             disabled: set.disabled().to_vec(),
             host,

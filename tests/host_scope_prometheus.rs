@@ -5,7 +5,8 @@
 //! For every selector-level catalog rule (one whose result series keep the `instance` of
 //! their inputs), the query rewritten for host .1 returns exactly the series of the unscoped
 //! query whose `instance` is on .1: never one of .10, whose address has .1 as a prefix. Both
-//! queries are evaluated at the same instant, so values must match too.
+//! queries are evaluated at the same instant, so values must match too. Component
+//! detection's query, scoped the same way, finds exactly the components of its host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,6 +16,10 @@ use harness::wait::Wait;
 use promql_parser::parser::token;
 use promql_parser::parser::{Expr, LabelModifier};
 use serde_json::Value;
+use tidb_host_agent::config::default_component_map;
+use tidb_host_agent::discovery::components;
+use tidb_host_agent::plan::Plan;
+use tidb_host_agent::prometheus::QueryAnswer;
 use tidb_host_agent::promql::{self, HostScope};
 use tidb_host_agent::rules::{LoadOptions, Rule, Scope, assemble};
 
@@ -311,4 +316,50 @@ async fn rewritten_rules_see_exactly_the_series_of_their_host() {
             [format!("{one}:{port}")]
         );
     }
+}
+
+/// Component detection's one query (SPEC §3), as the plan builds it for host .10, against
+/// the sandbox's Prometheus: both its halves answer (the `group`s of the host's probes and
+/// the `job`s of its targets), and they map to exactly the components running on .10, none
+/// of .1's, whose address is a prefix of .10's.
+#[tokio::test]
+async fn detection_finds_its_host_components_in_one_query() {
+    let sb = Sandbox::start().await;
+    sb.wait_until_ready().await;
+    let ten = sb.ip(Host::Ten).to_string();
+    let host = match HostScope::new("instance", &[ten.as_str()]) {
+        Ok(host) => host,
+        Err(e) => panic!("{e}"),
+    };
+    let set = match assemble(&LoadOptions::default(), &[]) {
+        Ok(set) => set,
+        Err(e) => panic!("{e}"),
+    };
+    let plan = match Plan::new(&set, host) {
+        Ok(plan) => plan,
+        Err(e) => panic!("{e}"),
+    };
+    let answer = QueryAnswer {
+        series: sb
+            .query(Server::A, &plan.detect)
+            .await
+            .into_iter()
+            .map(|sample| sample.labels)
+            .collect(),
+        values: Vec::new(),
+    };
+    for label in ["group", "job"] {
+        assert!(
+            answer.series.iter().any(|s| s.contains_key(label)),
+            "`{}` gave no series with a {label}: {:?}",
+            plan.detect,
+            answer.series
+        );
+    }
+    let found = components::from_answer(&default_component_map(), &answer);
+    let expected: BTreeSet<String> = components_on(&sb, Host::Ten)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(found, expected, "`{}`: {:?}", plan.detect, answer.series);
 }

@@ -110,8 +110,7 @@ impl Generation {
         let evaluator = evaluator.with_sources(plan.host.clone(), decided);
         let components = ComponentDetector::new(
             config.host.clone(),
-            plan.detect_groups.clone(),
-            plan.detect_jobs.clone(),
+            plan.detect.clone(),
             config.prometheus.timeout.get(),
         );
         let cycle = HostCycle::new(host_cycle::Parts {

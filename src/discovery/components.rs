@@ -51,21 +51,21 @@ impl StickyComponents {
 }
 
 /// Maps the `group` values of `probe_success` and the `job` values of `up` seen for this
-/// host to component names, through the configured table.
-pub fn from_answers(
+/// host to component names, through the configured table. `answer` is detection's one
+/// query: each of its series carries either a `group` (from `count by (group)`) or a `job`.
+pub fn from_answer(
     map: &BTreeMap<String, ComponentMatch>,
-    groups: &QueryAnswer,
-    jobs: &QueryAnswer,
+    answer: &QueryAnswer,
 ) -> BTreeSet<String> {
-    let values = |answer: &QueryAnswer, label: &str| -> BTreeSet<String> {
+    let values = |label: &str| -> BTreeSet<String> {
         answer
             .series
             .iter()
             .filter_map(|s| s.get(label).cloned())
             .collect()
     };
-    let groups = values(groups, "group");
-    let jobs = values(jobs, "job");
+    let groups = values("group");
+    let jobs = values("job");
     map.iter()
         .filter(|(_, m)| {
             m.groups.iter().any(|g| groups.contains(g)) || m.jobs.iter().any(|j| jobs.contains(j))
@@ -152,11 +152,12 @@ mod tests {
     use super::*;
     use crate::config::default_component_map;
 
-    fn answer(label: &str, values: &[&str]) -> QueryAnswer {
+    /// An answer with one series per `(label, value)`.
+    fn answer(series: &[(&str, &str)]) -> QueryAnswer {
         QueryAnswer {
-            series: values
+            series: series
                 .iter()
-                .map(|v| BTreeMap::from([(label.to_string(), v.to_string())]))
+                .map(|(label, v)| BTreeMap::from([(label.to_string(), v.to_string())]))
                 .collect(),
             values: Vec::new(),
         }
@@ -164,13 +165,16 @@ mod tests {
 
     #[test]
     fn groups_and_jobs_map_to_components() {
-        let found = from_answers(
+        let found = from_answer(
             &default_component_map(),
-            &answer(
-                "group",
-                &["tikv", "blackbox_exporter", "grafana", "unknown"],
-            ),
-            &answer("job", &["overwritten-nodes", "pd"]),
+            &answer(&[
+                ("group", "tikv"),
+                ("group", "blackbox_exporter"),
+                ("group", "grafana"),
+                ("group", "unknown"),
+                ("job", "overwritten-nodes"),
+                ("job", "pd"),
+            ]),
         );
         let expected: BTreeSet<String> = [
             "blackbox_exporter",
@@ -183,6 +187,16 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn a_group_matches_only_as_a_group_and_a_job_only_as_a_job() {
+        // grafana is known by its probe group only, overwritten-nodes by its job only.
+        let found = from_answer(
+            &default_component_map(),
+            &answer(&[("job", "grafana"), ("group", "overwritten-nodes")]),
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

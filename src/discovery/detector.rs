@@ -15,8 +15,8 @@ use crate::prometheus::pair::PairError;
 
 pub struct ComponentDetector {
     config: HostConfig,
-    /// `count by (group) (probe_success{HOST})` and `count by (job) (up{HOST})`.
-    queries: (String, String),
+    /// `count by (group) (probe_success{HOST}) or count by (job) (up{HOST})`: one request.
+    query: String,
     query_timeout: Duration,
     sticky: StickyComponents,
     next_detect: Option<Instant>,
@@ -25,15 +25,10 @@ pub struct ComponentDetector {
 }
 
 impl ComponentDetector {
-    pub fn new(
-        config: HostConfig,
-        groups_query: String,
-        jobs_query: String,
-        query_timeout: Duration,
-    ) -> Self {
+    pub fn new(config: HostConfig, query: String, query_timeout: Duration) -> Self {
         Self {
             config,
-            queries: (groups_query, jobs_query),
+            query,
             query_timeout,
             sticky: StickyComponents::default(),
             next_detect: None,
@@ -65,19 +60,15 @@ impl ComponentDetector {
 
     async fn detect(&mut self, pair: &PrometheusPair, now: Timestamp) {
         let deadline = Instant::now() + self.query_timeout;
-        let (groups, jobs) = tokio::join!(
-            pair.query(&self.queries.0, deadline),
-            pair.query(&self.queries.1, deadline)
-        );
-        match (groups, jobs) {
-            (Ok(groups), Ok(jobs)) => {
-                let found = components::from_answers(&self.config.component_map, &groups, &jobs);
+        match pair.query(&self.query, deadline).await {
+            Ok(answer) => {
+                let found = components::from_answer(&self.config.component_map, &answer);
                 tracing::debug!(?found, "components detected from Prometheus");
                 self.sticky.saw(found, now);
                 self.fallback_logged = false;
                 self.next_detect = Some(Instant::now() + self.config.detect_every.get());
             }
-            (Err(e), _) | (_, Err(e)) => {
+            Err(e) => {
                 if self.sticky.is_empty() {
                     let found = components::from_process_table();
                     // Said once per outage, not every cycle.
