@@ -5,14 +5,15 @@
 
 Beside its one query a cycle, an `auto` agent reads each server's `/api/v1/rules` every 5
 minutes, and with `[host] matcher = "instances"` its instance values from one server every 5
-minutes (src/evaluation/sources.rs, src/discovery/instances.rs). The windows of
+minutes (src/evaluation/sources.rs, src/discovery/instances.rs), and with `[host]
+components = []` (the default) it detects components every 5 minutes. The windows of
 bench/fleet/measure.py are 30 s long and mostly miss them, so they are measured here: on the
 fleet's pair (the same exporter, TiUP's rule files), a client sends server A one kind of read
 at `--rate` a second, each on a new connection in the agent's form, over a window; A's CPU
 less B's over the window (B, asked nothing, is A's control), less that difference over idle
 windows, divided by the reads, is one read's cost. `vector(1)` is the control: the cost of a
 request with no work in it (`floor` in measure.py). The fleet's average cost is that times
-the fleet's rate of each read (2 N / 300 s for the rules, N / 300 s for the instances).
+the fleet's rate of each read (2 N / 300 s for the rules, N / 300 s for the others).
 Writes bench/results/fleet-background-<date>-<commit>.json and prints a table.
 """
 
@@ -51,12 +52,20 @@ def kinds(fleet):
     def instances(n):
         host = pattern(ips[n % len(ips)])
         return query_request(f"count by (instance) (up{{{host}}}) or count by (instance) (ALERTS{{{host}}})")
+    def detection(query):
+        return lambda n: query_request(query.replace("HOST", pattern(ips[n % len(ips)])))
     hosts = len(ips)
     return {
         "vector": (lambda n: query_request("vector(1)"), hosts / INTERVAL_S),
         "rules": (lambda n: ("/api/v1/rules?type=alert&exclude_alerts=true", None),
                   2 * hosts / READ_EVERY_S),
         "instances": (instances, hosts / READ_EVERY_S),
+        # Component detection (`components = []`, every `detect_every`, 5 min by default):
+        # its one query, and the two it replaced, for comparison.
+        "detection": (detection("count by (group) (probe_success{HOST}) or count by (job) (up{HOST})"),
+                      hosts / READ_EVERY_S),
+        "detection-groups": (detection("count by (group) (probe_success{HOST})"), hosts / READ_EVERY_S),
+        "detection-jobs": (detection("count by (job) (up{HOST})"), hosts / READ_EVERY_S),
     }
 
 
@@ -88,6 +97,8 @@ def main():
     add("--pair-rules", default="upstream")
     add("--work", default="/dev/shm")
     add("--out", default=None)
+    add("--kinds", default="vector,rules,instances,detection,detection-groups,detection-jobs",
+        help="the reads measured, comma-separated")
     args = parser.parse_args()
     many_files()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -97,7 +108,11 @@ def main():
     windows = {}
     try:
         fleet.start()
-        reads = kinds(fleet)
+        known = kinds(fleet)
+        unknown = [k for k in args.kinds.split(",") if k and k not in known]
+        if unknown:
+            raise SystemExit(f"background: unknown kinds {unknown}; known: {sorted(known)}")
+        reads = {k: known[k] for k in args.kinds.split(",") if k}
         for round_ in range(args.rounds):
             for kind in ["idle", *reads, "idle"]:
                 make = reads[kind][0] if kind in reads else None
