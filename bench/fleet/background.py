@@ -33,7 +33,7 @@ _spec = importlib.util.spec_from_file_location("fleet_measure", Path(__file__).r
 fleet_measure = importlib.util.module_from_spec(_spec)
 sys.modules["fleet_measure"] = fleet_measure
 _spec.loader.exec_module(fleet_measure)
-from fleet_measure import (INTERVAL_S, ROOT, SERVERS, Fleet, Floor, commit_of_tree, cpu_ms,  # noqa: E402
+from fleet_measure import (INTERVAL_S, ROOT, SERVERS, Fleet, PacedClient, commit_of_tree, cpu_ms,  # noqa: E402
                            load_average, log, machine, many_files, query_request)
 
 # The agents' period for both reads (REFRESH_EVERY).
@@ -46,26 +46,25 @@ def pattern(ip):
 
 
 def kinds(fleet):
-    """{kind: (make(n) for Floor, reads a second over the pair at the fleet's size)}."""
+    """{kind: (make(n) for PacedClient, reads a second over the pair at the fleet's size)}."""
     ips = [h["ip"] for h in fleet.table]
 
-    def instances(n):
-        host = pattern(ips[n % len(ips)])
-        return query_request(f"count by (instance) (up{{{host}}}) or count by (instance) (ALERTS{{{host}}})")
-    def detection(query):
+    def scoped(query):
+        """Request n: `query` with HOST the pattern of the fleet's n-th host, in turn."""
         return lambda n: query_request(query.replace("HOST", pattern(ips[n % len(ips)])))
     hosts = len(ips)
     return {
         "vector": (lambda n: query_request("vector(1)"), hosts / INTERVAL_S),
         "rules": (lambda n: ("/api/v1/rules?type=alert&exclude_alerts=true", None),
                   2 * hosts / READ_EVERY_S),
-        "instances": (instances, hosts / READ_EVERY_S),
+        "instances": (scoped("count by (instance) (up{HOST}) or count by (instance) (ALERTS{HOST})"),
+                      hosts / READ_EVERY_S),
         # Component detection (`components = []`, every `detect_every`, 5 min by default):
         # its one query, and the two it replaced, for comparison.
-        "detection": (detection("count by (group) (probe_success{HOST}) or count by (job) (up{HOST})"),
+        "detection": (scoped("count by (group) (probe_success{HOST}) or count by (job) (up{HOST})"),
                       hosts / READ_EVERY_S),
-        "detection-groups": (detection("count by (group) (probe_success{HOST})"), hosts / READ_EVERY_S),
-        "detection-jobs": (detection("count by (job) (up{HOST})"), hosts / READ_EVERY_S),
+        "detection-groups": (scoped("count by (group) (probe_success{HOST})"), hosts / READ_EVERY_S),
+        "detection-jobs": (scoped("count by (job) (up{HOST})"), hosts / READ_EVERY_S),
     }
 
 
@@ -74,7 +73,7 @@ def window(fleet, seconds, make, rate):
     pids = {name: p.pid for name, p in fleet.servers.items()}
     cpu0 = {name: cpu_ms(pid) for name, pid in pids.items()}
     started = time.monotonic()
-    client = Floor(SERVERS["a"], rate, make=make) if make else None
+    client = PacedClient(SERVERS["a"], rate, make=make) if make else None
     time.sleep(seconds)
     if client:
         client.stop()

@@ -357,7 +357,7 @@ class Fleet:
     def measure(self, mode, binary, fragment):
         agents, outputs, floor = [], [], None
         if fragment == "floor":
-            floor = Floor(SERVERS["a"], self.hosts / INTERVAL_S)
+            floor = PacedClient(SERVERS["a"], self.hosts / INTERVAL_S)
             what = f"{self.hosts / INTERVAL_S:.1f} requests of vector(1) a second to A"
         elif fragment is not None:
             agents, outputs = self.start_agents(binary, fragment)
@@ -525,10 +525,10 @@ def query_request(query):
     return "/api/v1/query", urllib.parse.urlencode({"query": query, "timeout": "5000ms"}).encode()
 
 
-class Floor:
-    """Sends `vector(1)` (or request `make(n)`: (path, form body or None for a GET)) to
-    `address` at `rate` a second, each request on a new connection with the agent's form and
-    no compression, from a few threads, until stopped."""
+class PacedClient:
+    """Sends request `make(n)` (path, form body or None for a GET; by default `vector(1)`,
+    the `floor` mode's) to `address` at `rate` a second, each request on a new connection
+    with the agent's form and no compression, from a few threads, until stopped."""
 
     def __init__(self, address, rate, threads=8, make=lambda n: query_request("vector(1)")):
         self.address, self.make = address, make
